@@ -1,0 +1,3 @@
+from lockerlink.cli import main
+
+main()

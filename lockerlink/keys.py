@@ -1,0 +1,73 @@
+"""Every Redis key lockerlink writes, built in one place.
+
+A `KeySpace` carries a prefix so tests (and several deployments sharing one Redis)
+never see each other's keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    """Builds Redis keys under one prefix."""
+
+    prefix: str = "ll"
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # token service
+    def token_pair(self, merchant_id: str) -> str:
+        return self._key("vault", "pair", merchant_id)
+
+    def refresh_lock(self, merchant_id: str) -> str:
+        return self._key("vault", "lock", merchant_id)
+
+    def rotation_in_flight(self, merchant_id: str) -> str:
+        return self._key("vault", "inflight", merchant_id)
+
+    def merchant(self, merchant_id: str) -> str:
+        return self._key("merchant", merchant_id)
+
+    def merchants_index(self) -> str:
+        return self._key("merchants")
+
+    def oauth_state(self, state: str) -> str:
+        return self._key("oauth", "state", state)
+
+    def locker_credential(self, credential_hash: str) -> str:
+        return self._key("locker", "cred", credential_hash)
+
+    def lockers_of_store(self, store_id: str) -> str:
+        return self._key("locker", "store", store_id)
+
+    def rate_limit(self, scope: str, subject: str) -> str:
+        return self._key("ratelimit", scope, subject)
+
+    # poller
+    def poll_cursor(self, merchant_id: str) -> str:
+        return self._key("poll", "cursor", merchant_id)
+
+    def published_versions(self, merchant_id: str) -> str:
+        return self._key("poll", "published", merchant_id)
+
+    def merchant_lease(self, merchant_id: str) -> str:
+        return self._key("poll", "lease", merchant_id)
+
+    def clover_budget(self, scope: str) -> str:
+        return self._key("clover", "budget", scope)
+
+    # stream
+    def store_override(self, merchant_id: str) -> str:
+        return self._key("registry", "merchant", merchant_id)
+
+    def active_pins(self, store_id: str) -> str:
+        return self._key("pin", "active", store_id)
+
+    def order_pin(self, store_id: str, order_id: str) -> str:
+        return self._key("pin", "order", store_id, order_id)
+
+    def order_version(self, store_id: str, order_id: str) -> str:
+        return self._key("stream", "version", store_id, order_id)

@@ -1,0 +1,159 @@
+"""The one settings object every lockerlink process reads.
+
+Values come from ``LOCKERLINK_*`` environment variables, then an optional ``.env``
+file, then the embedded defaults below, which run the whole system on one machine.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lockerlink.errors import ConfigError
+
+ENV_PREFIX = "LOCKERLINK_"
+
+
+class Settings(BaseSettings):
+    """Configuration of every lockerlink component."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # -- Kafka and Redis ---------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        description="Kafka bootstrap servers, comma-separated host:port.",
+    )
+    kafka_topic_partitions: int = Field(
+        3, ge=1, description="Partitions for topics lockerlink creates."
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL; `dev up` starts an embedded Valkey if none answers.",
+    )
+
+    # -- Clover -------------------------------------------------------------------
+    clover_api_base_url: AnyHttpUrl = Field(
+        AnyHttpUrl("http://127.0.0.1:8090"),
+        description="Clover API host (OAuth token, refresh and REST).",
+    )
+    clover_authorize_base_url: AnyHttpUrl = Field(
+        AnyHttpUrl("http://127.0.0.1:8090"),
+        description="Clover host the merchant's browser is sent to for authorization.",
+    )
+    clover_app_id: str = Field("LOCKERLINKDEV", description="Clover app (client) id.")
+    clover_app_secret: SecretStr | None = Field(
+        None, description="Clover app secret. Never has a default."
+    )
+    clover_app_secret_file: Path | None = Field(
+        None, description="File holding the Clover app secret (instead of the value)."
+    )
+    clover_webhook_auth_code: SecretStr | None = Field(
+        None, description="Shared secret Clover sends in X-Clover-Auth."
+    )
+    clover_timeout_s: float = Field(
+        10.0, gt=0, description="Timeout of one Clover HTTP request."
+    )
+
+    # -- Token service -------------------------------------------------------------
+    token_service_host: str = Field("127.0.0.1", description="Token service bind host.")
+    token_service_port: int = Field(
+        8443, ge=0, le=65535, description="Token service HTTPS port."
+    )
+    token_service_tls_cert: Path | None = Field(
+        None, description="Server certificate (PEM); a local CA makes one when unset."
+    )
+    token_service_tls_key: Path | None = Field(
+        None, description="Private key of the server certificate (PEM)."
+    )
+    token_service_url: str = Field(
+        "https://127.0.0.1:8443",
+        description="Where lockers and the poller reach the token service.",
+    )
+    vault_keys: SecretStr | None = Field(
+        None,
+        description="Vault keys, `id:base64key` comma-separated, newest first.",
+    )
+    admin_credential: SecretStr | None = Field(
+        None, description="Credential for admin endpoints and the status page."
+    )
+
+    # -- Stores ----------------------------------------------------------------------
+    store_registry_path: Path | None = Field(
+        None,
+        description="YAML file mapping merchants to stores, lockers and PIN rules.",
+    )
+
+    # -- Operations -----------------------------------------------------------------
+    sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset = off.")
+    smtp_host: str | None = Field(None, description="SMTP host for alert e-mail.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    alert_email_from: str = Field(
+        "lockerlink@localhost", description="Sender of alert e-mail."
+    )
+    alert_email_to: str | None = Field(
+        None, description="Recipients of alert e-mail, comma-separated."
+    )
+    data_dir: Path = Field(
+        Path(".lockerlink"),
+        description="Where local state, certificates and logs live.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port, got {server.strip()!r}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @cached_property
+    def clover_secret(self) -> str | None:
+        """The Clover app secret, from the value or the file; None if neither."""
+        if self.clover_app_secret is not None:
+            return self.clover_app_secret.get_secret_value()
+        if self.clover_app_secret_file is None:
+            return None
+        try:
+            return self.clover_app_secret_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{ENV_PREFIX}CLOVER_APP_SECRET_FILE: cannot read "
+                f"{self.clover_app_secret_file}: {exc.strerror}",
+                setting="clover_app_secret_file",
+            ) from exc
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation failure into one clear ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        variable = f"{ENV_PREFIX}{name.upper()}"
+        raise ConfigError(
+            f"invalid setting {variable}: {first['msg']}", setting=name
+        ) from None

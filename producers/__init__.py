@@ -1,0 +1,1 @@
+"""The Clover poller and webhook receiver: order changes into `clover.orders.raw`."""

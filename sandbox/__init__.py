@@ -1,0 +1,1 @@
+"""Local stand-ins for Clover and for a store's locker server."""

@@ -1,0 +1,59 @@
+"""Contracts every lockerlink component shares: topics, events, envelopes."""
+
+from schemas.dead_letter import DeadLetter
+from schemas.locker_order import (
+    SCHEMA_VERSION,
+    Channel,
+    Customer,
+    EventType,
+    Item,
+    LockerOrderEvent,
+    Pickup,
+    PinPolicyName,
+    Platform,
+    Source,
+    make_event_id,
+)
+from schemas.token_rotation import (
+    MerchantState,
+    RotationReason,
+    TokenRotationEvent,
+    token_fingerprint,
+)
+from schemas.topics import (
+    CORE_TOPICS,
+    DEAD_LETTER,
+    RAW_ORDERS,
+    STORE_TOPIC_PATTERN,
+    TOKEN_ROTATIONS,
+    TopicSpec,
+    store_of_topic,
+    store_topic,
+)
+
+__all__ = [
+    "CORE_TOPICS",
+    "DEAD_LETTER",
+    "RAW_ORDERS",
+    "SCHEMA_VERSION",
+    "STORE_TOPIC_PATTERN",
+    "TOKEN_ROTATIONS",
+    "Channel",
+    "Customer",
+    "DeadLetter",
+    "EventType",
+    "Item",
+    "LockerOrderEvent",
+    "MerchantState",
+    "Pickup",
+    "PinPolicyName",
+    "Platform",
+    "RotationReason",
+    "Source",
+    "TokenRotationEvent",
+    "TopicSpec",
+    "make_event_id",
+    "store_of_topic",
+    "store_topic",
+    "token_fingerprint",
+]

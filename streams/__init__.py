@@ -1,0 +1,1 @@
+"""The Faust stream: Clover orders into locker order events per store."""

@@ -1,0 +1,1 @@
+"""The Clover OAuth token vault that lockers and the poller trust."""
