@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from sandbox.clover_limits import RateLimits
+
 DAY_S = 86_400
 
 
@@ -32,3 +34,5 @@ class CloverConfig:
     max_page_limit: int = 1000
     expanded_list_cap: int = 100
     customers_expand_full: bool = False
+
+    limits: RateLimits = field(default_factory=RateLimits)
