@@ -24,6 +24,7 @@ from sandbox.clover_orderbook import OrderBook
 from sandbox.clover_orders import OrdersApi
 from sandbox.clover_rejection import Rejection
 from sandbox.clover_tokens import TokenAuthority, TokenPair
+from sandbox.clover_webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class CloverSandbox:
         self.tokens = TokenAuthority(self.config, clock)
         self.limiter = RateLimiter(self.config.limits, clock)
         self.faults = CloverFaults(self.tokens, clock)
+        self.webhooks = WebhookSender(
+            self.config.webhooks, self.config.app_id, self.orders
+        )
         for merchant_id in self.config.merchant_ids:
             self.orders.add_merchant(merchant_id)
         self.app = self._build_app()
@@ -102,11 +106,13 @@ class CloverSandbox:
         self._runner = runner
         bound_port = runner.addresses[0][1]
         self.base_url = f"http://{host}:{bound_port}"
+        await self.webhooks.start()
         log.info("clover sandbox listening on %s", self.base_url)
         return self.base_url
 
     async def stop(self) -> None:
         self.faults.clear()
+        await self.webhooks.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from sandbox.clover_limits import RateLimits
+from sandbox.clover_webhooks import WebhookConfig
 
 DAY_S = 86_400
 
@@ -36,3 +37,4 @@ class CloverConfig:
     customers_expand_full: bool = False
 
     limits: RateLimits = field(default_factory=RateLimits)
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
