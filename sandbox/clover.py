@@ -1,12 +1,16 @@
 """A local Clover: OAuth v2, the orders REST API and introspection, on aiohttp.
 
 ``CloverSandbox`` composes the parts: ``tokens`` (OAuth rules), ``orders`` (the
-order book), ``calls`` (what was asked and how it ended). Start it on loopback with
-``await sandbox.start()`` or serve ``sandbox.app`` any other way.
+order book), ``calls`` (what was asked and how it ended), ``limiter`` (rate limits),
+``faults`` (injected failures), ``webhooks`` (notifications) and ``generator``
+(seeded orders). Start it on loopback with ``await sandbox.start()`` or serve
+``sandbox.app`` any other way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +29,7 @@ from sandbox.clover_orders import OrdersApi
 from sandbox.clover_rejection import Rejection
 from sandbox.clover_tokens import TokenAuthority, TokenPair
 from sandbox.clover_webhooks import WebhookSender
+from sandbox.order_generator import OrderGenerator
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,8 @@ class CloverSandbox:
         self.tokens = TokenAuthority(self.config, clock)
         self.limiter = RateLimiter(self.config.limits, clock)
         self.faults = CloverFaults(self.tokens, clock)
+        self.generator = OrderGenerator(self.orders, self.config.generator)
+        self._generating: asyncio.Task[None] | None = None
         self.webhooks = WebhookSender(
             self.config.webhooks, self.config.app_id, self.orders
         )
@@ -107,11 +114,20 @@ class CloverSandbox:
         bound_port = runner.addresses[0][1]
         self.base_url = f"http://{host}:{bound_port}"
         await self.webhooks.start()
+        if self.config.generator.orders_per_s > 0:
+            self._generating = asyncio.create_task(
+                self.generator.run(lambda: self.merchant_ids), name="clover-orders"
+            )
         log.info("clover sandbox listening on %s", self.base_url)
         return self.base_url
 
     async def stop(self) -> None:
         self.faults.clear()
+        if self._generating is not None:
+            self._generating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._generating
+            self._generating = None
         await self.webhooks.stop()
         if self._runner is not None:
             await self._runner.cleanup()

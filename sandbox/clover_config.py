@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sandbox.clover_limits import RateLimits
 from sandbox.clover_webhooks import WebhookConfig
+from sandbox.order_generator import GeneratorConfig
 
 DAY_S = 86_400
 
@@ -38,3 +39,4 @@ class CloverConfig:
 
     limits: RateLimits = field(default_factory=RateLimits)
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
