@@ -224,3 +224,22 @@ async def test_keyset_paging_misses_and_repeats_nothing_while_orders_change(
         doc["id"]: doc["modifiedTime"] for doc in book.listing(merchant, lambda _: True)
     }
     assert set(latest.items()) <= set(seen)
+
+
+async def test_an_updated_order_is_served_in_its_new_version(
+    clover_sandbox: CloverSandbox,
+) -> None:
+    merchant = clover_sandbox.merchant_ids[0]
+    order = clover_sandbox.orders.create(merchant, _order("first"))
+    async with aiohttp.ClientSession() as http:
+        client = MerchantClient(http, clover_sandbox, merchant)
+        expand = {"expand": "lineItems"}
+        _, before, _ = await client.get(f"/orders/{order['id']}", expand)
+        clover_sandbox.orders.update(
+            merchant, order["id"], {"state": "locked"}, add_line_items=[{"name": "Tea"}]
+        )
+        _, after, _ = await client.get(f"/orders/{order['id']}", expand)
+        _, listed, _ = await client.get("/orders", expand)
+    assert before["state"] == "open" and len(before["lineItems"]["elements"]) == 1
+    assert after["state"] == "locked" and len(after["lineItems"]["elements"]) == 2
+    assert listed["elements"] == [after]
