@@ -52,7 +52,7 @@ from lockerlink.keys import KeySpace
 from lockerlink.settings import Settings
 from schemas.token_rotation import MerchantState, RotationReason, TokenRotationEvent
 from token_service import metrics
-from token_service.alerts import AlertHook, MerchantAlert, deliver_alert
+from token_service.alerts import ReauthAlerts
 from token_service.clover_oauth import CloverOAuth
 from token_service.keyring import VaultKeys
 from token_service.merchants import Merchant, MerchantRegistry
@@ -78,7 +78,8 @@ class Vault:
     """Clover access tokens for merchants, refreshed once, crash-safe, in Redis.
 
     ``publisher`` receives every rotation and state event (default: Kafka at
-    ``settings.kafka_bootstrap_servers``); ``alert_hook`` receives reauth alerts;
+    ``settings.kafka_bootstrap_servers``); ``alerts`` raises the reauth alert (by
+    default only to the log at ERROR);
     ``after_clover_answer`` is called right after Clover returns a new pair and
     before it is stored (crash-safety tests make the process exit there).
     """
@@ -92,7 +93,7 @@ class Vault:
         publisher: RotationPublisher | None = None,
         clover: CloverOAuth | None = None,
         keys: VaultKeys | None = None,
-        alert_hook: AlertHook | None = None,
+        alerts: ReauthAlerts | None = None,
         after_clover_answer: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -107,7 +108,7 @@ class Vault:
         self._publisher = publisher or KafkaRotationPublisher(
             settings.kafka_bootstrap_servers
         )
-        self._alert_hook = alert_hook
+        self.alerts = alerts or ReauthAlerts()
         self._after_clover_answer = after_clover_answer
         self._clock = clock
         self._flights: dict[str, asyncio.Task[Snapshot]] = {}
@@ -167,6 +168,7 @@ class Vault:
         version = await self.pairs.write_if(merchant_id, pair, None)
         assert version is not None
         merchant = await self.merchants.connect(merchant_id, store_id)
+        await self.alerts.clear_for(merchant_id)
         await self.schedule.plan(merchant_id, pair.access_expires_at_ms)
         snapshot = Snapshot(merchant_id, pair, version, self.keys.current_id, 0)
         metrics.ROTATIONS.labels(RotationReason.CONNECT.value).inc()
@@ -198,6 +200,18 @@ class Vault:
             )
             return refreshed.access()
         return None
+
+    async def reseal_all(self) -> int:
+        """Seal every stored pair with the newest key; returns how many changed."""
+        changed = 0
+        for merchant in await self.merchants.all():
+            snapshot = await self.pairs.read(merchant.merchant_id)
+            if snapshot is None or snapshot.key_id == self.keys.current_id:
+                continue
+            # A rotation meanwhile writes with the newest key anyway.
+            if await self.pairs.reseal(snapshot):
+                changed += 1
+        return changed
 
     async def close(self) -> None:
         """Wait for pending events, then close Clover's session and the publisher."""
@@ -398,15 +412,8 @@ class Vault:
     async def _raise_reauth_alert(
         self, merchant: Merchant | None, snapshot: Snapshot, exc: CloverError
     ) -> None:
-        merchant_id = snapshot.merchant_id
         stores = merchant.store_ids if merchant else ()
-        alert = MerchantAlert(
-            merchant_id=merchant_id,
-            store_ids=stores,
-            summary=f"merchant {merchant_id}: refresh token refused ({exc.message})",
-            at=datetime.now(UTC),
-        )
-        await deliver_alert(alert, self._alert_hook)
+        await self.alerts.raise_for(snapshot.merchant_id, stores, exc.message)
         if merchant is not None:
             self._publish(
                 merchant,
