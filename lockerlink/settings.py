@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         description="How long a locker's old credential works after `rotate`.",
     )
 
+    status_page_host: str = Field("127.0.0.1", description="Status page bind host.")
+    status_page_port: int = Field(
+        8088, ge=0, le=65535, description="Status page port (HTTP, admin credential)."
+    )
+
     # -- Stores ----------------------------------------------------------------------
     store_registry_path: Path | None = Field(
         None,
