@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
 import signal
 from pathlib import Path
 
 import click
 
 from lockerlink.cli import settings_from
+from lockerlink.local_secrets import local_secret
 from lockerlink.settings import Settings
 from sandbox.clover import CloverSandbox
 from sandbox.clover_config import CloverConfig
@@ -31,17 +30,10 @@ def merchant_ids(spec: str) -> tuple[str, ...]:
 
 
 def _secret(current: Settings, given: str | None, name: str) -> tuple[str, Path | None]:
-    """A configured secret, or a fresh one written to a private file (never shown)."""
+    """A configured secret, or this machine's own kept in a private file."""
     if given:
         return given, None
-    made = secrets.token_urlsafe(24)
-    path = current.data_dir / "clover-sandbox" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(made + "\n")
-    return made, path
+    return local_secret(current.data_dir, name), current.data_dir / "secrets" / name
 
 
 @click.command("clover")
@@ -84,16 +76,18 @@ def clover(
 ) -> None:
     """Serve a local Clover (OAuth v2, orders, webhooks) until Ctrl-C.
 
-    The app id and secret come from the lockerlink settings; without a secret a
-    fresh one is written to a private file under the data directory.
+    The app id and secret come from the lockerlink settings; without a secret the
+    machine's own is used (made once, kept under the data directory's secrets/).
     """
     current = settings_from(ctx)
-    app_secret, secret_path = _secret(current, current.clover_secret, "app-secret")
+    app_secret, secret_path = _secret(
+        current, current.clover_secret, "clover-app-secret"
+    )
     configured_code = current.clover_webhook_auth_code
     auth_code, code_path = _secret(
         current,
         configured_code.get_secret_value() if configured_code else None,
-        "webhook-auth-code",
+        "clover-webhook-auth-code",
     )
     config = CloverConfig(
         app_id=current.clover_app_id,
@@ -113,7 +107,7 @@ def clover(
     )
     for label, path in (("app secret", secret_path), ("webhook auth code", code_path)):
         if path is not None:
-            click.echo(f"clover sandbox {label} written to {path}", err=True)
+            click.echo(f"clover sandbox {label} is in {path}", err=True)
     asyncio.run(_serve(CloverSandbox(config), host, port))
 
 

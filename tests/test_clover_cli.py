@@ -65,7 +65,7 @@ async def test_cli_serves_generated_orders_and_keeps_the_secret_off_the_screen(
         if process.returncode is None:
             process.kill()
             await process.wait()
-    secret_file = tmp_path / "clover-sandbox" / "app-secret"
+    secret_file = tmp_path / "secrets" / "clover-app-secret"
     secret = secret_file.read_text().strip()
     assert orders
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
