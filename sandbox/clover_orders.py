@@ -84,16 +84,19 @@ class OrderRenderer:
         if "orderType" not in doc:
             return
         order_type = doc["orderType"]
-        if order_type is None or "orderType" in expand:
-            shown["orderType"] = order_type
-        else:
+        if isinstance(order_type, dict) and "orderType" not in expand:
             shown["orderType"] = {"id": order_type.get("id")}
+        else:
+            shown["orderType"] = order_type
 
     def _customers(self, customers: list[Doc] | None) -> list[Doc]:
         if self._config.customers_expand_full:
             return list(customers or [])
         # Clover may answer the customers expansion with bare references.
-        return [{"id": customer.get("id")} for customer in customers or []]
+        return [
+            {"id": customer.get("id")} if isinstance(customer, dict) else customer
+            for customer in customers or []
+        ]
 
 
 class OrdersApi:

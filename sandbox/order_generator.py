@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sandbox.clover_orderbook import Doc, OrderBook
+from sandbox.clover_orderbook import Doc, OrderBook, order_total_cents
 from sandbox.order_menu import (
     FIRST_NAMES,
     LAST_NAMES,
@@ -109,6 +109,8 @@ class OrderGenerator:
             fields, intent = self._store_order(merchant_id, chosen)
         fields["lineItems"] = self._line_items()
         fields.update(self._common_fields())
+        if fields["paymentState"] == "PAID":
+            fields["payments"] = [self._payment(fields["lineItems"])]
         if self._chance(self.config.odd_types_probability):
             _make_odd(fields, self._random)
         created = self._book.create(merchant_id, fields)
@@ -289,6 +291,14 @@ class OrderGenerator:
             "device": {
                 "id": str(uuid.UUID(int=self._random.getrandbits(128), version=4))
             },
+        }
+
+    def _payment(self, line_items: list[Doc]) -> Doc:
+        return {
+            "amount": order_total_cents(line_items),
+            "tipAmount": self._random.choice((0, 0, 100, 250)),
+            "result": "SUCCESS",
+            "tender": {"label": self._random.choice(("Credit Card", "Cash"))},
         }
 
     def _system_type(self, merchant_id: str, channel: str) -> Doc:

@@ -41,20 +41,25 @@ async def test_listing_wraps_elements_and_expands_on_request(
 ) -> None:
     merchant = clover_sandbox.merchant_ids[0]
     customer = {"firstName": "Ana", "lastName": "Souza", "phoneNumber": "555 0101"}
-    clover_sandbox.orders.create(merchant, _order("ana", customers=[customer]))
+    payment = {"amount": 525, "result": "SUCCESS"}
+    clover_sandbox.orders.create(
+        merchant, _order("ana", customers=[customer], payments=[payment])
+    )
     async with aiohttp.ClientSession() as http:
         client = MerchantClient(http, clover_sandbox, merchant)
         _, bare, headers = await client.get("/orders")
-        expand = "lineItems,lineItems.modifications,orderType,customers"
+        expand = "lineItems,lineItems.modifications,orderType,customers,payments"
         _, full, _ = await client.get("/orders", [("expand", expand)])
     assert "modifiedTime" in headers["X-Clover-Allowed-Filter-Fields"]
     (plain,) = bare["elements"]
     assert "lineItems" not in plain and plain["orderType"] == {"id": "OT1"}
+    assert "payments" not in plain and "customers" not in plain
     (order,) = full["elements"]
     assert order["orderType"]["label"] == "Pick Up"
     (item,) = order["lineItems"]["elements"]
     assert item["modifications"]["elements"][0]["amount"] == 75
     assert order["total"] == 525
+    assert order["payments"] == {"elements": [payment]}
     assert order["customers"]["elements"] == [
         {"id": order["customers"]["elements"][0]["id"]}
     ]

@@ -89,6 +89,7 @@ def test_orders_show_quantities_weights_modifiers_and_odd_types() -> None:
     assert any(item["isRevenue"] in ("true", "True") for item in items)
     assert any(any(ord(ch) > 0x2000 for ch in item["name"]) for item in items)
     assert any(item["name"].endswith(" ") for item in items)
+    assert any(order.get("payments") for order in orders)
 
 
 def test_later_steps_update_and_delete_earlier_orders() -> None:
