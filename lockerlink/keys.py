@@ -59,6 +59,22 @@ class KeySpace:
     def clover_budget(self, scope: str) -> str:
         return self._key("clover", "budget", scope)
 
+    # operations
+    def status_polls(self) -> str:
+        return self._key("status", "polls")
+
+    def status_store(self, store_id: str) -> str:
+        return self._key("status", "store", store_id)
+
+    def status_stores(self) -> str:
+        return self._key("status", "stores")
+
+    def status_latency(self, minute: int) -> str:
+        return self._key("status", "latency", str(minute))
+
+    def alert_state(self, alert_key: str) -> str:
+        return self._key("alert", alert_key)
+
     # stream
     def store_override(self, merchant_id: str) -> str:
         return self._key("registry", "merchant", merchant_id)

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         None, description="Credential for admin endpoints and the status page."
     )
 
+    status_page_host: str = Field("127.0.0.1", description="Status page bind host.")
+    status_page_port: int = Field(
+        8088, ge=0, le=65535, description="Status page port (HTTP, admin credential)."
+    )
+
     # -- Stores ----------------------------------------------------------------------
     store_registry_path: Path | None = Field(
         None,
@@ -113,6 +118,9 @@ class Settings(BaseSettings):
 
     # -- Operations -----------------------------------------------------------------
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset = off.")
+    sentry_environment: str = Field(
+        "development", description="Sentry environment name."
+    )
     smtp_host: str | None = Field(None, description="SMTP host for alert e-mail.")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
     alert_email_from: str = Field(
@@ -121,6 +129,7 @@ class Settings(BaseSettings):
     alert_email_to: str | None = Field(
         None, description="Recipients of alert e-mail, comma-separated."
     )
+    smtp_timeout_s: float = Field(10.0, gt=0, description="Timeout of one SMTP send.")
     data_dir: Path = Field(
         Path(".lockerlink"),
         description="Where local state, certificates and logs live.",

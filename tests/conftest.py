@@ -23,6 +23,8 @@ from lockerlink.keys import KeySpace
 from lockerlink.redis_store import redis_answers
 from lockerlink.settings import Settings
 from sandbox.locker import LockerSandbox
+from tests.sandboxes import clover_sandbox as clover_sandbox
+from tests.sandboxes import clover_sandbox_factory as clover_sandbox_factory
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 
