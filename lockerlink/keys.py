@@ -46,6 +46,18 @@ class KeySpace:
     def rate_limit(self, scope: str, subject: str) -> str:
         return self._key("ratelimit", scope, subject)
 
+    def store_merchant(self, store_id: str) -> str:
+        return self._key("store", "merchant", store_id)
+
+    def refresh_schedule(self) -> str:
+        return self._key("vault", "schedule")
+
+    def locker(self, locker_id: str) -> str:
+        return self._key("locker", "id", locker_id)
+
+    def lockers_index(self) -> str:
+        return self._key("lockers")
+
     # poller
     def poll_cursor(self, merchant_id: str) -> str:
         return self._key("poll", "cursor", merchant_id)
