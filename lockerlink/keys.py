@@ -59,6 +59,10 @@ class KeySpace:
     def clover_budget(self, scope: str) -> str:
         return self._key("clover", "budget", scope)
 
+    # operations
+    def alert_state(self, alert_key: str) -> str:
+        return self._key("alert", alert_key)
+
     # stream
     def store_override(self, merchant_id: str) -> str:
         return self._key("registry", "merchant", merchant_id)

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
 
     # -- Operations -----------------------------------------------------------------
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset = off.")
+    sentry_environment: str = Field(
+        "development", description="Sentry environment name."
+    )
     smtp_host: str | None = Field(None, description="SMTP host for alert e-mail.")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
     alert_email_from: str = Field(
@@ -104,6 +107,7 @@ class Settings(BaseSettings):
     alert_email_to: str | None = Field(
         None, description="Recipients of alert e-mail, comma-separated."
     )
+    smtp_timeout_s: float = Field(10.0, gt=0, description="Timeout of one SMTP send.")
     data_dir: Path = Field(
         Path(".lockerlink"),
         description="Where local state, certificates and logs live.",
