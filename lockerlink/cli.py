@@ -128,6 +128,11 @@ def _add_component_commands() -> None:
     from sandbox.cli import sandbox
 
     cli.add_command(sandbox)
+    from streams.cli import schemas_group, stream, transform
+
+    cli.add_command(stream)
+    cli.add_command(transform)
+    cli.add_command(schemas_group)
 
 
 def main() -> None:

@@ -27,7 +27,9 @@ from enum import StrEnum
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from lockerlink.errors import DependencyError
 from lockerlink.keys import KeySpace
 from schemas.locker_order import EventType, PinPolicyName
 from streams.transform import Drafted, OrderDraft
@@ -241,11 +243,14 @@ class RedisLedger(OrderLedger):
     ) -> list[Settlement]:
         if not requests:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for request in requests:
-                keys, args = self._call(request, now_ms)
-                await self._script(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for request in requests:
+                    keys, args = self._call(request, now_ms)
+                    await self._script(keys=keys, args=args, client=pipe)
+                replies = await pipe.execute()
+        except RedisError as exc:
+            raise DependencyError(f"order ledger in Redis failed: {exc}") from exc
         return [_settlement(reply) for reply in replies]
 
 

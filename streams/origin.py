@@ -28,6 +28,7 @@ _UUID = re.compile(
     r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I
 )
 _CODE = re.compile(r"^[A-Za-z0-9]{3,12}$")
+_REFERENCE_PART = re.compile(r"[A-Za-z0-9]+")
 _UBER_CODE_LENGTH = 5
 # A clock time: "18:37", "6.30 pm", "6:30PM", "7 pm".
 _CLOCK = re.compile(
@@ -102,8 +103,8 @@ def _reference_clue(reference: str | None) -> _Clue:
         return _Clue()
     if _UUID.match(reference.strip()):
         return _Clue(code=platform_code(reference))
-    words = typed_words(reference)
-    match = find_platform([folded(w) for w in words])
+    words = _REFERENCE_PART.findall(reference)
+    match = find_platform([w.lower() for w in words])
     if match is None:
         # An integrator's own id says nothing a courier could type.
         return _Clue()

@@ -39,6 +39,8 @@ _KEYPAD = {
 _DIGITS = "0123456789"
 # No 0/O or 1/I: a courier reads these off a phone screen.
 _LETTERS_AND_DIGITS = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+# Every byte value to one of the 32 characters, evenly (256 = 8 x 32).
+_ALNUM_TABLE = bytes(ord(_LETTERS_AND_DIGITS[b % 32]) for b in range(256))
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,24 @@ def _alphabet(keypad: Keypad) -> str:
     return _DIGITS if keypad is Keypad.NUMERIC else _LETTERS_AND_DIGITS
 
 
-def random_pin(rule: PinRule) -> str:
-    """An unguessable PIN of the rule's length and keypad."""
-    alphabet = _alphabet(rule.keypad)
-    return "".join(secrets.choice(alphabet) for _ in range(rule.length))
+def random_pins(rule: PinRule, count: int) -> tuple[str, ...]:
+    """``count`` unguessable PINs of the rule's length and keypad.
+
+    One read of the OS source serves them all. A numeric PIN is an 8-byte random
+    number modulo 10**length (leftover bias below one in ten million); an
+    alphanumeric one takes 5 random bits per character from a 32-letter alphabet.
+    """
+    if rule.keypad is Keypad.NUMERIC:
+        entropy = secrets.token_bytes(8 * count)
+        modulus = 10**rule.length
+        return tuple(
+            str(int.from_bytes(entropy[i : i + 8], "big") % modulus).zfill(rule.length)
+            for i in range(0, 8 * count, 8)
+        )
+    letters = secrets.token_bytes(rule.length * count).translate(_ALNUM_TABLE).decode()
+    return tuple(
+        letters[i : i + rule.length] for i in range(0, rule.length * count, rule.length)
+    )
 
 
 def _alternates(base: str, keypad: Keypad, seed: str, count: int) -> list[str]:
@@ -105,8 +121,7 @@ def plan_pin(rule: PinRule, origin: Origin, *, store_id: str, order_id: str) -> 
             base = _from_phone(origin, rule)
             policy = PinPolicyName.PHONE_DIGITS
     if base is None:
-        pins = tuple(random_pin(rule) for _ in range(CANDIDATES))
-        return PinPlan(PinPolicyName.RANDOM, pins)
+        return PinPlan(PinPolicyName.RANDOM, random_pins(rule, CANDIDATES))
     seed = f"{store_id}\x1f{order_id}"
     return PinPlan(
         policy, (base, *_alternates(base, rule.keypad, seed, CANDIDATES - 1))

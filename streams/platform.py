@@ -8,6 +8,7 @@ first, so a match is always on whole words and never inside a customer's name.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ def _fuzzy(compact: str) -> Platform | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
 def _window_platform(compact: str) -> Platform | None:
     return _ALIASES.get(compact) or _fuzzy(compact)
 
@@ -140,6 +142,7 @@ def find_platform(tokens: list[str]) -> PlatformMatch | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def platform_in(text: str | None) -> Platform | None:
     """The platform named anywhere in ``text``, if any."""
     if not text:
