@@ -59,6 +59,15 @@ class KeySpace:
     def clover_budget(self, scope: str) -> str:
         return self._key("clover", "budget", scope)
 
+    def poller_members(self) -> str:
+        return self._key("poll", "members")
+
+    def webhook_pending(self, merchant_id: str) -> str:
+        return self._key("poll", "pending", merchant_id)
+
+    def poller_wake_channel(self) -> str:
+        return self._key("poll", "wake")
+
     # stream
     def store_override(self, merchant_id: str) -> str:
         return self._key("registry", "merchant", merchant_id)
