@@ -197,7 +197,7 @@ class CloverBudget:
     async def _take(self, keys: list[str], request_id: str, priority: Priority) -> None:
         limits = self.limits
         share = limits.poll_share if priority is Priority.POLL else 1.0
-        args = [
+        args: list[str | float] = [
             limits.app_requests_per_s,
             limits.app_concurrency,
             limits.merchant_requests_per_s,

@@ -60,5 +60,7 @@ class CursorStore:
         except RedisError as exc:
             raise RedisUnavailable(f"cannot move poll cursor: {exc}") from exc
         if moved < 0:
-            raise LeaseLost(f"lease of merchant {merchant_id} is held by another poller")
+            raise LeaseLost(
+                f"lease of merchant {merchant_id} is held by another poller"
+            )
         return moved == 1

@@ -8,6 +8,7 @@ per failed request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -113,9 +114,7 @@ class CloverBreaker:
     through as a probe, spaced by the backoff; the first success closes it.
     """
 
-    def __init__(
-        self, hook: AlertHook, backoff: Backoff, open_after: int = 5
-    ) -> None:
+    def __init__(self, hook: AlertHook, backoff: Backoff, open_after: int = 5) -> None:
         self._hook = hook
         self._backoff = backoff
         self._open_after = open_after
@@ -146,10 +145,8 @@ class CloverBreaker:
         return False
 
     async def _wait_closed(self, timeout_s: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closed.wait(), timeout_s)
-        except TimeoutError:
-            pass
 
     def _end_probe(self, probing: bool) -> None:
         if probing and self._probe.locked():
