@@ -125,6 +125,9 @@ def topics_create(ctx: click.Context) -> None:
 def _add_component_commands() -> None:
     """Attach each component's commands; each component owns its own module."""
     # Components add their import here, e.g. `from streams.cli import stream`.
+    from sandbox.cli import sandbox
+
+    cli.add_command(sandbox)
 
 
 def main() -> None:

@@ -11,8 +11,9 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -21,6 +22,9 @@ from lockerlink.embedded import EmbeddedBroker, EmbeddedRedis, free_port
 from lockerlink.keys import KeySpace
 from lockerlink.redis_store import redis_answers
 from lockerlink.settings import Settings
+from sandbox.locker import LockerSandbox
+from tests.sandboxes import clover_sandbox as clover_sandbox
+from tests.sandboxes import clover_sandbox_factory as clover_sandbox_factory
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -131,3 +135,21 @@ def settings(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Settings:
         redis_url=redis_url,
         data_dir=tmp_path / "data",
     )
+
+
+@pytest.fixture
+async def locker_sandbox() -> AsyncIterator[Callable[..., Awaitable[LockerSandbox]]]:
+    """Starts locker sandboxes on loopback (``await locker_sandbox(**options)``)."""
+    started: list[LockerSandbox] = []
+
+    async def start(**options: Any) -> LockerSandbox:
+        server = LockerSandbox(**options)
+        await server.start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            await server.stop()

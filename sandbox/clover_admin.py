@@ -1,0 +1,88 @@
+"""The sandbox's own control endpoints, under ``/_sandbox``, for tools and demos.
+
+Tests in the same process use ``CloverSandbox`` methods instead; these endpoints
+serve a sandbox started from the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from sandbox.clover_calls import CallLog
+from sandbox.clover_orderbook import OrderBook
+from sandbox.clover_rejection import Rejection
+from sandbox.clover_tokens import TokenAuthority, TokenPair
+
+ADMIN_PREFIX = "/_sandbox"
+
+
+class AdminApi:
+    """Merchants, connections and introspection over HTTP."""
+
+    def __init__(
+        self,
+        tokens: TokenAuthority,
+        book: OrderBook,
+        calls: CallLog,
+        add_merchant: Callable[[str | None], str],
+    ) -> None:
+        self._tokens = tokens
+        self._book = book
+        self._calls = calls
+        self._add_merchant = add_merchant
+
+    def add_routes(self, app: web.Application) -> None:
+        base = f"{ADMIN_PREFIX}/merchants"
+        router = app.router
+        router.add_post(base, self.add_merchant, name="admin.add_merchant")
+        router.add_post(f"{base}/{{mId}}/connect", self.connect, name="admin.connect")
+        router.add_post(
+            f"{base}/{{mId}}/uninstall", self.uninstall, name="admin.uninstall"
+        )
+        router.add_get(f"{ADMIN_PREFIX}/calls", self.calls, name="admin.calls")
+        router.add_get(f"{ADMIN_PREFIX}/orders", self.versions, name="admin.orders")
+
+    async def add_merchant(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("merchant_id")
+        return web.json_response({"merchant_id": self._add_merchant(wanted)})
+
+    async def connect(self, request: web.Request) -> web.Response:
+        pair: TokenPair = self._tokens.connect(self._known(request))
+        return web.json_response(dict(pair))
+
+    async def uninstall(self, request: web.Request) -> web.Response:
+        self._tokens.uninstall(self._known(request))
+        return web.json_response({"uninstalled": request.match_info["mId"]})
+
+    async def calls(self, request: web.Request) -> web.Response:
+        rows = [
+            {
+                "endpoint": call.endpoint,
+                "outcome": call.outcome,
+                "merchant_id": call.merchant_id,
+                "count": count,
+            }
+            for call, count in self._calls.snapshot().items()
+        ]
+        return web.json_response({"elements": rows})
+
+    async def versions(self, request: web.Request) -> web.Response:
+        rows = [
+            {
+                "merchant_id": v.merchant_id,
+                "order_id": v.order_id,
+                "version": v.version,
+                "modified_time_ms": v.modified_time_ms,
+                "kind": v.kind,
+            }
+            for v in self._book.versions(request.query.get("merchant_id"))
+        ]
+        return web.json_response({"elements": rows})
+
+    def _known(self, request: web.Request) -> str:
+        merchant_id = request.match_info["mId"]
+        if not self._book.has_merchant(merchant_id):
+            raise Rejection("Unknown merchant", status=404, outcome="not_found")
+        return merchant_id

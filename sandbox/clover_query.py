@@ -1,0 +1,99 @@
+"""Clover's list query language: ``filter=``, ``expand=``, ``limit`` and ``offset``."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.clover_rejection import Rejection
+
+Doc = dict[str, Any]
+Predicate = Callable[[Doc], bool]
+
+ALLOWED_FILTER_FIELDS = ("id", "modifiedTime")
+ORDER_EXPANSIONS = frozenset(
+    {"lineItems", "lineItems.modifications", "orderType", "customers", "payments"}
+)
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "=": operator.eq,
+}
+_TIME_FILTER = re.compile(r"^\s*modifiedTime\s*(>=|<=|>|<|=)\s*(-?\d+)\s*$")
+_ID_IN_FILTER = re.compile(r"^\s*id\s+in\s*\(([^()]*)\)\s*$", re.IGNORECASE)
+_ID_EQ_FILTER = re.compile(r"^\s*id\s*=\s*([A-Za-z0-9]+)\s*$")
+
+
+def _bad(message: str) -> Rejection:
+    return Rejection(message, status=400, outcome="bad_request")
+
+
+def parse_filter(text: str) -> Predicate:
+    """One ``filter=`` value as a predicate on an order; 400 for anything else."""
+    time_match = _TIME_FILTER.match(text)
+    if time_match:
+        compare = _COMPARISONS[time_match.group(1)]
+        bound_ms = int(time_match.group(2))
+        return lambda doc: bool(compare(doc["modifiedTime"], bound_ms))
+    in_match = _ID_IN_FILTER.match(text)
+    if in_match:
+        wanted = {part.strip() for part in in_match.group(1).split(",") if part.strip()}
+        return lambda doc: doc["id"] in wanted
+    eq_match = _ID_EQ_FILTER.match(text)
+    if eq_match:
+        only = eq_match.group(1)
+        return lambda doc: bool(doc["id"] == only)
+    allowed = ", ".join(ALLOWED_FILTER_FIELDS)
+    raise _bad(f"Unsupported filter {text!r}; filterable fields: {allowed}")
+
+
+def parse_filters(values: Iterable[str]) -> Predicate:
+    """Every ``filter=`` of a request, ANDed."""
+    predicates = [parse_filter(value) for value in values]
+    return lambda doc: all(predicate(doc) for predicate in predicates)
+
+
+def parse_expand(values: Iterable[str], allowed: frozenset[str]) -> frozenset[str]:
+    """The expansions asked for (comma-separated, repeatable); 400 for unknown ones."""
+    asked = {part.strip() for value in values for part in value.split(",")}
+    asked.discard("")
+    unknown = asked - allowed
+    if unknown:
+        raise _bad(f"Unknown expand {', '.join(sorted(unknown))}")
+    return frozenset(asked)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which slice of a listing a request asked for."""
+
+    limit: int
+    offset: int
+
+
+def parse_page(
+    limit_text: str | None, offset_text: str | None, default: int, maximum: int
+) -> Page:
+    """``limit`` (clamped to the maximum, as Clover does) and ``offset``."""
+    limit = _non_negative("limit", limit_text, default)
+    if limit == 0:
+        raise _bad("limit must be at least 1")
+    return Page(min(limit, maximum), _non_negative("offset", offset_text, 0))
+
+
+def _non_negative(name: str, text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise _bad(f"{name} must be an integer") from None
+    if value < 0:
+        raise _bad(f"{name} must not be negative")
+    return value
