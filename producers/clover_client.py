@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,7 @@ class CloverClient:
         timeout_s: float = 10.0,
         min_token_validity_s: float = 60.0,
         max_rate_limited: int = 8,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
@@ -80,6 +81,7 @@ class CloverClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._min_validity_s = min_token_validity_s
         self._max_rate_limited = max_rate_limited
+        self._clock = clock
         self._token_cache: dict[str, AccessTokenLike] = {}
         self.requests = 0
         self.rate_limited = 0
@@ -143,7 +145,7 @@ class CloverClient:
 
     async def _token(self, merchant_id: str) -> AccessTokenLike:
         cached = self._token_cache.get(merchant_id)
-        now_ms = time.time() * 1000
+        now_ms = self._clock() * 1000
         if cached is not None and cached.expires_at_ms - now_ms > (
             self._min_validity_s * 1000
         ):

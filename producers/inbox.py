@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -62,13 +63,15 @@ class WebhookInbox:
         """The pending order ids of a merchant with their scores; they stay queued."""
         key = self._keys.webhook_pending(merchant_id)
         try:
-            pairs = await self._redis.zrange(key, 0, -1, withscores=True)
+            pairs = cast(
+                list[tuple[bytes, float]],
+                await self._redis.zrange(key, 0, -1, withscores=True),
+            )
         except RedisError as exc:
             raise RedisUnavailable(f"cannot read webhook notices: {exc}") from exc
         taken: dict[str, float] = {}
         for member, score in pairs:
-            name = member.decode() if isinstance(member, bytes) else str(member)
-            taken[name] = float(score)
+            taken[member.decode()] = float(score)
         return taken
 
     async def done(self, merchant_id: str, taken: Mapping[str, float]) -> None:

@@ -97,6 +97,19 @@ class LeaseTable:
         except RedisError as exc:
             raise RedisUnavailable(f"cannot withdraw poller: {exc}") from exc
 
+    async def unheld(self, merchant_ids: Collection[str]) -> list[str]:
+        """The merchants among ``merchant_ids`` whose lease nobody holds."""
+        ordered = list(merchant_ids)
+        if not ordered:
+            return []
+        try:
+            holders = await self._redis.mget(
+                [self._keys.merchant_lease(m) for m in ordered]
+            )
+        except RedisError as exc:
+            raise RedisUnavailable(f"cannot read merchant leases: {exc}") from exc
+        return [m for m, holder in zip(ordered, holders, strict=True) if holder is None]
+
     async def acquire(self, merchant_ids: Sequence[str]) -> list[str]:
         """Take the free leases among ``merchant_ids``; returns those taken."""
         if not merchant_ids:

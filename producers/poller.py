@@ -9,9 +9,10 @@ publish the same version twice.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,8 @@ from schemas.raw_order import RawOrderRecord, RawSource, delete_record, order_re
 log = logging.getLogger(__name__)
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+Clock = Callable[[], float]
+"""Unix seconds; the wall clock outside tests."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,21 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
+def _next_page(page: Sequence[Any], since_ms: int, skip: int) -> tuple[int, int]:
+    """The (modifiedTime bound, offset) of the page after ``page``."""
+    times = [
+        _as_int(o.get("modifiedTime")) if isinstance(o, dict) else None for o in page
+    ]
+    known = [t for t in times if t is not None]
+    if len(known) != len(times) or known != sorted(known) or known[0] < since_ms:
+        return since_ms, skip + len(page)
+    last = known[-1]
+    ties = len(known) - bisect.bisect_left(known, last)
+    if last == since_ms:
+        return since_ms, skip + ties
+    return last, ties
+
+
 class MerchantPoller:
     """Polls and fetches orders of the merchants this process holds leases for."""
 
@@ -86,6 +102,7 @@ class MerchantPoller:
         customers: CustomerCache | None,
         window: PollWindow,
         owner: str,
+        clock: Clock = time.time,
     ) -> None:
         self._client = client
         self._publisher = publisher
@@ -95,8 +112,12 @@ class MerchantPoller:
         self._customers = customers
         self._window = window
         self._owner = owner
+        self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
         self.stats = PollStats()
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
     def _lock(self, merchant_id: str) -> asyncio.Lock:
         return self._locks.setdefault(merchant_id, asyncio.Lock())
@@ -107,7 +128,7 @@ class MerchantPoller:
 
     async def poll(self, merchant_id: str) -> int:
         """Publish every order version changed since the cursor; returns how many."""
-        started_ms = now_ms()
+        started_ms = self._now_ms()
         cursor_ms = await self._cursors.get(merchant_id)
         if cursor_ms is None:
             since_ms = started_ms - self._window.backfill_ms
@@ -125,18 +146,26 @@ class MerchantPoller:
         return published
 
     async def _read_all_pages(self, merchant_id: str, since_ms: int) -> list[Any]:
+        """Every order modified since ``since_ms``, paging by modifiedTime.
+
+        Listings come sorted by (modifiedTime, id), so each next page starts at the
+        last modifiedTime seen, skipping the orders already read at exactly that
+        time. Plain offsets could skip an order when another one changes between
+        pages and moves to the end; keyset pages cannot. Should a page ever arrive
+        unsorted, paging falls back to plain offsets.
+        """
         orders: list[Any] = []
-        offset = 0
+        skip = 0
         limit = self._window.page_size
         while True:
             page = await self._client.list_orders(
-                merchant_id, modified_since_ms=since_ms, offset=offset, limit=limit
+                merchant_id, modified_since_ms=since_ms, offset=skip, limit=limit
             )
             self.stats.pages += 1
             orders.extend(page)
             if len(page) < limit:
                 return orders
-            offset += len(page)
+            since_ms, skip = _next_page(page, since_ms, skip)
 
     async def fetch_pending(self, merchant_id: str) -> int:
         """Fetch the orders webhooks named and publish them; returns how many."""
@@ -144,7 +173,7 @@ class MerchantPoller:
         if not taken:
             return 0
         self.stats.webhook_fetches += len(taken)
-        fetched_ms = now_ms()
+        fetched_ms = self._now_ms()
         found: list[Any] = []
         gone: list[str] = []
         handled: dict[str, float] = {}

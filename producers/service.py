@@ -104,6 +104,8 @@ class PollerService:
                     await self._rebalance()
                 except LockerlinkError as exc:
                     log.warning("rebalance failed", extra={"error": exc.message})
+                except Exception:  # keep holding leases whatever went wrong
+                    log.exception("rebalance crashed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._stopped.wait(), self._cadence.rebalance_s
@@ -132,8 +134,9 @@ class PollerService:
         extra = preference(self._leases.owner, set(self._workers) - set(gone))
         await self._hand_back(gone + (extra[-surplus:] if surplus > 0 else []))
         if len(self._workers) < target:
-            free = preference(self._leases.owner, wanted - set(self._workers))
-            taken = await self._leases.acquire(free[: target - len(self._workers)])
+            free = await self._leases.unheld(wanted - set(self._workers))
+            mine = preference(self._leases.owner, free)
+            taken = await self._leases.acquire(mine[: target - len(self._workers)])
             for merchant_id in taken:
                 self._start_worker(merchant_id)
         self.rebalanced.set()
