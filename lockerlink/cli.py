@@ -122,12 +122,23 @@ def topics_create(ctx: click.Context) -> None:
     click.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
 
 
+@cli.command("status-page")
+@click.pass_context
+def status_page(ctx: click.Context) -> None:
+    """Serve the operators' status page (behind the admin credential)."""
+    from lockerlink.status_service import run_status_page
+
+    asyncio.run(run_status_page(settings_from(ctx)))
+
+
 def _add_component_commands() -> None:
     """Attach each component's commands; each component owns its own module."""
     # Components add their import here, e.g. `from streams.cli import stream`.
+    from consumers.cli import deliver
     from sandbox.cli import sandbox
 
     cli.add_command(sandbox)
+    cli.add_command(deliver)
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ class Service:
 
 # Every long-running service `dev up` runs, in start order. Components append to it
 # from `lockerlink.cli` when they exist.
-SERVICES: list[Service] = []
+SERVICES: list[Service] = [Service("status-page", ("status-page",))]
 
 
 class AlreadyRunning(ConfigError):

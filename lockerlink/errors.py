@@ -5,7 +5,9 @@
     ├── DependencyError              Kafka, Redis, Clover or a locker misbehaved
     │   ├── BrokerError              the Kafka-compatible broker
     │   ├── CloverError              the Clover API (carries the HTTP status)
-    │   └── LockerError              a store's locker server (carries the store id)
+    │   ├── LockerError              a store's locker server (carries the store id)
+    │   └── TokenUnavailable         no usable Clover token for a merchant now
+    ├── CredentialError              a caller's credential is missing or wrong
     └── InputError                   bad input: dead-letter it, never crash on it
 
 Lower layers translate their library's exceptions into these at one boundary and
@@ -86,3 +88,33 @@ class InputError(LockerlinkError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message, retriable=False)
         self.reason = reason
+
+
+class CredentialError(LockerlinkError):
+    """A caller's credential is missing, malformed, unknown or revoked."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, retriable=False)
+        self.reason = reason
+
+
+class TokenUnavailable(DependencyError):
+    """No usable Clover access token for a merchant right now.
+
+    ``reason`` says why: ``not_connected``, ``reauth_required`` (a person must
+    authorize the app again; not retriable) or ``refresh_failing`` (Clover is
+    failing; retriable after ``retry_after_s``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        merchant_id: str | None,
+        reason: str,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, retriable=reason == "refresh_failing")
+        self.merchant_id = merchant_id
+        self.reason = reason
+        self.retry_after_s = retry_after_s

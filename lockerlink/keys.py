@@ -46,6 +46,18 @@ class KeySpace:
     def rate_limit(self, scope: str, subject: str) -> str:
         return self._key("ratelimit", scope, subject)
 
+    def store_merchant(self, store_id: str) -> str:
+        return self._key("store", "merchant", store_id)
+
+    def refresh_schedule(self) -> str:
+        return self._key("vault", "schedule")
+
+    def locker(self, locker_id: str) -> str:
+        return self._key("locker", "id", locker_id)
+
+    def lockers_index(self) -> str:
+        return self._key("lockers")
+
     # poller
     def poll_cursor(self, merchant_id: str) -> str:
         return self._key("poll", "cursor", merchant_id)
@@ -67,6 +79,22 @@ class KeySpace:
 
     def poller_wake_channel(self) -> str:
         return self._key("poll", "wake")
+
+    # operations
+    def status_polls(self) -> str:
+        return self._key("status", "polls")
+
+    def status_store(self, store_id: str) -> str:
+        return self._key("status", "store", store_id)
+
+    def status_stores(self) -> str:
+        return self._key("status", "stores")
+
+    def status_latency(self, minute: int) -> str:
+        return self._key("status", "latency", str(minute))
+
+    def alert_state(self, alert_key: str) -> str:
+        return self._key("alert", alert_key)
 
     # stream
     def store_override(self, merchant_id: str) -> str:

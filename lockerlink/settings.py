@@ -10,7 +10,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lockerlink.errors import ConfigError
@@ -87,6 +93,59 @@ class Settings(BaseSettings):
     admin_credential: SecretStr | None = Field(
         None, description="Credential for admin endpoints and the status page."
     )
+    token_refresh_margin_s: float = Field(
+        300.0,
+        ge=0,
+        description="Refresh an access token at least this long before it expires.",
+    )
+    token_refresh_spread_s: float = Field(
+        900.0,
+        ge=0,
+        description="Window before the margin in which each refresh is placed at "
+        "random (capped at half the token's life).",
+    )
+    token_refresh_lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="Lease of the per-merchant refresh lock; longer than two "
+        "Clover calls.",
+    )
+    token_retry_base_s: float = Field(
+        2.0, gt=0, description="First back-off after a transient refresh failure."
+    )
+    token_retry_max_s: float = Field(
+        300.0, gt=0, description="Longest back-off after transient refresh failures."
+    )
+    token_refresh_concurrency: int = Field(
+        8, ge=1, description="Proactive refreshes one process runs at the same time."
+    )
+    oauth_state_ttl_s: int = Field(
+        600, ge=1, description="How long a merchant authorization link stays valid."
+    )
+    locker_rate_per_s: float = Field(
+        5.0, gt=0, description="Sustained requests per second one locker may make."
+    )
+    locker_burst: int = Field(
+        20, ge=1, description="Requests one locker may make in a burst."
+    )
+    auth_failure_rate_per_min: float = Field(
+        10.0,
+        gt=0,
+        description="Failed authentications per minute allowed from one address.",
+    )
+    auth_failure_burst: int = Field(
+        10, ge=1, description="Failed authentications one address may make at once."
+    )
+    locker_rotation_grace_s: float = Field(
+        86400.0,
+        ge=0,
+        description="How long a locker's old credential works after `rotate`.",
+    )
+
+    status_page_host: str = Field("127.0.0.1", description="Status page bind host.")
+    status_page_port: int = Field(
+        8088, ge=0, le=65535, description="Status page port (HTTP, admin credential)."
+    )
 
     # -- Poller ------------------------------------------------------------------
     poller_interval_s: float = Field(
@@ -141,8 +200,28 @@ class Settings(BaseSettings):
         description="YAML file mapping merchants to stores, lockers and PIN rules.",
     )
 
+    # -- Delivery to lockers ----------------------------------------------------------
+    delivery_commit_interval_s: float = Field(
+        1.0, gt=0, description="How often delivery commits the offsets lockers acked."
+    )
+    delivery_queue_limit: int = Field(
+        500, ge=1, description="Events fetched ahead per store before it is paused."
+    )
+    delivery_retry_max_s: float = Field(
+        30.0, gt=0, description="Longest wait between tries of a failing locker."
+    )
+    delivery_session_timeout_s: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        description="How long a silent delivery process keeps its stores.",
+    )
+
     # -- Operations -----------------------------------------------------------------
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset = off.")
+    sentry_environment: str = Field(
+        "development", description="Sentry environment name."
+    )
     smtp_host: str | None = Field(None, description="SMTP host for alert e-mail.")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
     alert_email_from: str = Field(
@@ -151,6 +230,7 @@ class Settings(BaseSettings):
     alert_email_to: str | None = Field(
         None, description="Recipients of alert e-mail, comma-separated."
     )
+    smtp_timeout_s: float = Field(10.0, gt=0, description="Timeout of one SMTP send.")
     data_dir: Path = Field(
         Path(".lockerlink"),
         description="Where local state, certificates and logs live.",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lockerlink.broker import ensure_topics
-from lockerlink.embedded import free_port, port_answers
+from lockerlink.embedded import free_port, port_answers, wait_for_port
 from schemas.topics import CORE_TOPICS
 
 
@@ -42,6 +42,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "LOCKERLINK_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
         "LOCKERLINK_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "LOCKERLINK_DATA_DIR": str(tmp_path / "data"),
+        "LOCKERLINK_STATUS_PAGE_PORT": str(free_port()),
     }
 
 
@@ -67,11 +68,13 @@ async def test_dev_up_serves_broker_and_redis_then_stops_on_ctrl_c(
     assert await ensure_topics(bootstrap, CORE_TOPICS, 1) == []
     broker_port = int(bootstrap.rsplit(":", 1)[1])
     redis_port = int(stack_env["LOCKERLINK_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    status_port = int(stack_env["LOCKERLINK_STATUS_PAGE_PORT"])
+    wait_for_port("127.0.0.1", status_port, 30, "status page service")
 
     running_stack.send_signal(signal.SIGINT)
     assert running_stack.wait(timeout=15) == 0
-    assert not port_answers("127.0.0.1", broker_port)
-    assert not port_answers("127.0.0.1", redis_port)
+    for port in (broker_port, redis_port, status_port):
+        assert not port_answers("127.0.0.1", port), f"port {port} still served"
     aof_dir = Path(stack_env["LOCKERLINK_DATA_DIR"]) / "valkey"
     assert any(aof_dir.rglob("*.aof")), "Valkey ran without its append-only file"
 

@@ -1,0 +1,68 @@
+"""`/healthz`, `/readyz` and `/metrics` for every long-running lockerlink service.
+
+Services that already serve HTTP mount the routes with `add_ops_routes`; the others
+run an `OpsServer` on their own port.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+log = logging.getLogger(__name__)
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+def add_ops_routes(app: web.Application, ready: ReadyCheck | None = None) -> None:
+    """Mount the health, readiness and metrics endpoints on ``app``."""
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        is_ready = True if ready is None else await ready()
+        return web.json_response(
+            {"status": "ready" if is_ready else "not ready"},
+            status=200 if is_ready else 503,
+        )
+
+    async def metrics(_request: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(REGISTRY))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
+class OpsServer:
+    """A small HTTP server carrying only the operations endpoints."""
+
+    def __init__(
+        self, component: str, host: str, port: int, ready: ReadyCheck | None = None
+    ) -> None:
+        self.component = component
+        self.host = host
+        self.port = port
+        app = web.Application()
+        add_ops_routes(app, ready)
+        self._runner = web.AppRunner(app, access_log=None)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            self.port = int(self._runner.addresses[0][1])  # the port the OS chose
+        log.info(
+            "ops endpoints listening",
+            extra={"component": self.component, "port": self.port},
+        )
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()

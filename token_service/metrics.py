@@ -1,0 +1,36 @@
+"""Prometheus metrics of the token service, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+ROTATIONS = Counter(
+    "lockerlink_token_rotations_total",
+    "Token pairs written to the vault, by reason.",
+    ["reason"],
+)
+REFRESH_FAILURES = Counter(
+    "lockerlink_token_refresh_failures_total",
+    "Clover refresh calls that failed, by kind (transient or permanent).",
+    ["kind"],
+)
+EVENTS_LOST = Counter(
+    "lockerlink_token_rotation_events_failed_total",
+    "Rotation events that could not be published.",
+)
+REQUESTS = Counter(
+    "lockerlink_token_service_requests_total",
+    "HTTP requests answered, by route and status.",
+    ["route", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "lockerlink_token_service_request_seconds",
+    "Time to answer an HTTP request, by route.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+)
+RATE_LIMITED = Counter(
+    "lockerlink_token_service_rate_limited_total",
+    "Requests refused by a rate limit, by scope.",
+    ["scope"],
+)

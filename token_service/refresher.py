@@ -1,0 +1,56 @@
+"""Proactive refresh: the loop that refreshes merchants as their schedule comes due."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.exceptions import RedisError
+
+from lockerlink.errors import LockerlinkError
+from token_service.vault import Vault
+
+log = logging.getLogger(__name__)
+
+
+class ProactiveRefresher:
+    """Claims due merchants and refreshes them, a few at a time."""
+
+    def __init__(self, vault: Vault, concurrency: int, idle_s: float = 1.0) -> None:
+        self.vault = vault
+        self.idle_s = idle_s
+        self._limit = asyncio.Semaphore(concurrency)
+        self._batch = concurrency * 4
+
+    async def run_once(self) -> int:
+        """Refresh every merchant due now (one batch); returns how many were claimed."""
+        due = await self.vault.schedule.claim_due(self._batch)
+        await asyncio.gather(*(self._refresh(merchant_id) for merchant_id in due))
+        return len(due)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Run until ``stopping`` is set; Redis trouble is logged and retried."""
+        while not stopping.is_set():
+            try:
+                claimed = await self.run_once()
+            except LockerlinkError as exc:
+                log.warning("proactive refresh round failed: %s", exc.message)
+                claimed = 0
+            except (OSError, RedisError) as exc:
+                log.warning("proactive refresh round failed: %s", exc)
+                claimed = 0
+            if claimed < self._batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=self.idle_s)
+
+    async def _refresh(self, merchant_id: str) -> None:
+        async with self._limit:
+            try:
+                await self.vault.refresh_if_due(merchant_id)
+            except LockerlinkError as exc:
+                log.warning(
+                    "proactive refresh failed: %s",
+                    exc.message,
+                    extra={"merchant_id": merchant_id},
+                )
