@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0",
         description="Redis URL; `dev up` starts an embedded Valkey if none answers.",
     )
+    redis_key_prefix: str = Field(
+        "ll",
+        min_length=1,
+        description="Prefix of every Redis key, so deployments can share one Redis.",
+    )
 
     # -- Clover -------------------------------------------------------------------
     clover_api_base_url: AnyHttpUrl = Field(

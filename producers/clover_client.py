@@ -187,8 +187,9 @@ class CloverClient:
             "Clover rejected a token; asking the vault for another",
             extra={"merchant_id": merchant_id, "fingerprint": token.fingerprint},
         )
-        await self._tokens.report_rejected(merchant_id, token.fingerprint)
-        return await self._token(merchant_id)
+        fresh = await self._tokens.report_rejected(merchant_id, token.fingerprint)
+        self._token_cache[merchant_id] = fresh
+        return fresh
 
     async def _wait_out_429(
         self, merchant_id: str, answer: _Answer, count: int

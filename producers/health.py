@@ -15,6 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from lockerlink.alerts import Alert, Alerter
+
 log = logging.getLogger(__name__)
 
 
@@ -177,3 +179,30 @@ class CloverBreaker:
             )
         self._failures = 0
         self._end_probe(probing)
+
+
+def alerter_hook(alerter: Alerter) -> AlertHook:
+    """An alert hook that mails (and, through the ERROR log line, tells Sentry).
+
+    The alerter keeps the state in Redis, so an outage every poller process sees is
+    still one mail when it starts and one when it ends.
+    """
+
+    async def hook(event: OutageEvent) -> None:
+        key = f"clover-outage:{event.merchant_id or 'all'}"
+        if event.started:
+            who = f"merchant {event.merchant_id}" if event.merchant_id else "Clover"
+            await alerter.raise_alert(
+                Alert(
+                    key,
+                    f"Clover unreachable for {who}",
+                    f"{event.failures} failures in a row; last: {event.detail}. "
+                    "Polling keeps retrying; no order is lost.",
+                )
+            )
+        else:
+            await alerter.clear_alert(
+                key, f"Clover answers again after {event.duration_s:.0f} s."
+            )
+
+    return hook

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 
 import aiohttp
 from aiohttp import web
@@ -24,6 +24,7 @@ from lockerlink.broker import make_producer
 from lockerlink.keys import KeySpace
 from lockerlink.redis_store import connect_redis
 from lockerlink.settings import Settings
+from lockerlink.status import StatusBoard
 from producers.budget import BudgetLimits, CloverBudget
 from producers.clover_client import CloverClient
 from producers.cursor import CursorStore
@@ -72,7 +73,7 @@ class PollerProcess:
         self,
         settings: Settings,
         tokens: TokenSource,
-        merchants: Callable[[], Collection[str]],
+        merchants: Callable[[], Awaitable[Collection[str]]],
         *,
         keys: KeySpace | None = None,
         topic: str = RAW_ORDERS,
@@ -158,12 +159,13 @@ class PollerProcess:
             ),
             self._hook,
             backoff,
+            StatusBoard(self.redis, self._keys),
         )
         auth = settings.clover_webhook_auth_code
         self.receiver = WebhookReceiver(
             self.inbox,
             auth.get_secret_value() if auth is not None else None,
-            self._merchants,
+            lambda: self.service.known,
         )
 
     async def _start_webhooks(self) -> None:
@@ -186,9 +188,13 @@ class PollerProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.session.close()
-        await self.producer.stop()
-        await self.redis.aclose()
+        # A start that failed half-way leaves only some of these behind.
+        if hasattr(self, "session"):
+            await self.session.close()
+        if hasattr(self, "producer"):
+            await self.producer.stop()
+        if hasattr(self, "redis"):
+            await self.redis.aclose()
         log.info("poller stopped", extra={"owner": self.owner})
 
     async def __aenter__(self) -> PollerProcess:

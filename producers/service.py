@@ -15,12 +15,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from lockerlink.errors import LockerlinkError
+from lockerlink.status import StatusBoard
 from producers.clover_client import CloverClient
 from producers.cursor import LeaseLost
 from producers.health import AlertHook, Backoff, MerchantBreaker
@@ -63,10 +65,11 @@ class PollerService:
         leases: LeaseTable,
         inbox: WebhookInbox,
         redis: aioredis.Redis,
-        merchants: Callable[[], Collection[str]],
+        merchants: Callable[[], Awaitable[Collection[str]]],
         cadence: Cadence,
         alert_hook: AlertHook,
         backoff: Backoff,
+        board: StatusBoard | None = None,
     ) -> None:
         self._poller = poller
         self._client = client
@@ -77,9 +80,12 @@ class PollerService:
         self._cadence = cadence
         self._hook = alert_hook
         self._backoff = backoff
+        self._board = board
         self._workers: dict[str, _Worker] = {}
         self._requests_per_poll = 1.0
         self._stopped = asyncio.Event()
+        self.known: frozenset[str] = frozenset()
+        """Every merchant to poll, as last read from the merchant source."""
         self.rebalanced = asyncio.Event()
 
     @property
@@ -89,7 +95,7 @@ class PollerService:
 
     def interval_s(self) -> float:
         """The polling interval: configured, or longer when the budget demands."""
-        merchants = max(1, len(self._merchants()))
+        merchants = max(1, len(self.known))
         budget_s = (
             merchants * self._requests_per_poll / self._cadence.app_requests_per_s
         )
@@ -122,7 +128,8 @@ class PollerService:
         self._stopped.set()
 
     async def _rebalance(self) -> None:
-        wanted = set(self._merchants())
+        wanted = set(await self._merchants())
+        self.known = frozenset(wanted)
         members = await self._leases.heartbeat()
         lost = await self._leases.renew(list(self._workers))
         for merchant_id in lost:
@@ -232,6 +239,9 @@ class PollerService:
         before = self._client.requests
         await self._poller.fetch_pending(merchant_id)
         await self._poller.poll(merchant_id)
+        if self._board is not None:
+            with contextlib.suppress(RedisError):
+                await self._board.record_poll(merchant_id)
         spent = max(1, self._client.requests - before)
         self._requests_per_poll = 0.9 * self._requests_per_poll + 0.1 * spent
 

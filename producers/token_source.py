@@ -24,10 +24,16 @@ class AccessTokenLike(Protocol):
 
 
 class TokenSource(Protocol):
-    """The two vault calls the poller depends on."""
+    """The two vault calls the poller depends on (`token_service.vault.Vault`)."""
 
     async def get_access_token(
         self, merchant_id: str, min_validity_s: float = ...
-    ) -> AccessTokenLike: ...
+    ) -> AccessTokenLike:
+        """A token valid for at least ``min_validity_s`` more seconds."""
+        ...
 
-    async def report_rejected(self, merchant_id: str, fingerprint: str) -> None: ...
+    async def report_rejected(
+        self, merchant_id: str, fingerprint: str
+    ) -> AccessTokenLike:
+        """Clover refused the token with ``fingerprint``; a token that works now."""
+        ...

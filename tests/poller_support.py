@@ -1,9 +1,4 @@
-"""What the poller tests share: a token source over the sandbox, topic reading, waits.
-
-`SandboxTokens` stands at our own seam (the poller's `TokenSource`): it keeps each
-merchant's pair and refreshes over the sandbox's real OAuth endpoint, as the vault
-does, so rejected and expired tokens behave as they do with Clover.
-"""
+"""What the poller tests share: the real vault, topic reading, waits."""
 
 from __future__ import annotations
 
@@ -15,70 +10,39 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
+import redis.asyncio as aioredis
 
 from lockerlink.broker import ensure_topics, make_consumer
+from lockerlink.keys import KeySpace
+from lockerlink.settings import Settings
 from sandbox.clover import CloverSandbox
 from schemas.raw_order import RawOrderHeaders
-from schemas.token_rotation import token_fingerprint
+from schemas.token_rotation import TokenRotationEvent
 from schemas.topics import TopicSpec
+from token_service.pair import TokenPair
+from token_service.rotation_events import CallbackRotationPublisher
+from token_service.vault import Vault
 
 
-@dataclass(frozen=True)
-class Token:
-    token: str
-    expires_at_ms: int
-    fingerprint: str
+async def connected_vault(
+    settings: Settings,
+    redis: aioredis.Redis,
+    keyspace: KeySpace,
+    sandbox: CloverSandbox,
+    merchant_ids: list[str],
+) -> Vault:
+    """The token service's vault with ``merchant_ids`` connected through the sandbox."""
 
+    async def drop(event: TokenRotationEvent) -> None:
+        return None
 
-class SandboxTokens:
-    """A `TokenSource` that refreshes through the sandbox's OAuth endpoint."""
-
-    def __init__(self, sandbox: CloverSandbox) -> None:
-        self._sandbox = sandbox
-        self._pairs: dict[str, dict[str, Any]] = {}
-        self._lock = asyncio.Lock()
-        self.refreshes = 0
-        self.rejections = 0
-
-    def connect(self, merchant_id: str) -> None:
-        self._pairs[merchant_id] = dict(self._sandbox.connect_merchant(merchant_id))
-
-    def _current(self, merchant_id: str) -> Token:
-        pair = self._pairs[merchant_id]
-        token = pair["access_token"]
-        expires_ms = int(pair["access_token_expiration"]) * 1000
-        return Token(token, expires_ms, token_fingerprint(token))
-
-    async def get_access_token(
-        self, merchant_id: str, min_validity_s: float = 60.0
-    ) -> Token:
-        async with self._lock:
-            current = self._current(merchant_id)
-            left_s = current.expires_at_ms / 1000 - self._sandbox.clock()
-            if left_s < min_validity_s:
-                await self._refresh(merchant_id)
-            return self._current(merchant_id)
-
-    async def report_rejected(self, merchant_id: str, fingerprint: str) -> None:
-        async with self._lock:
-            self.rejections += 1
-            if self._current(merchant_id).fingerprint == fingerprint:
-                await self._refresh(merchant_id)
-
-    async def _refresh(self, merchant_id: str) -> None:
-        body = {
-            "client_id": self._sandbox.config.app_id,
-            "refresh_token": self._pairs[merchant_id]["refresh_token"],
-        }
-        url = f"{self._sandbox.base_url}/oauth/v2/refresh"
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(url, json=body) as response,
-        ):
-            response.raise_for_status()
-            self._pairs[merchant_id] = await response.json()
-        self.refreshes += 1
+    vault = Vault(settings, redis, keyspace, publisher=CallbackRotationPublisher(drop))
+    for index, merchant_id in enumerate(merchant_ids):
+        issued = dict(sandbox.connect_merchant(merchant_id))
+        await vault.connect(
+            merchant_id, f"store-{index}", TokenPair.from_clover(issued)
+        )
+    return vault
 
 
 @dataclass(frozen=True)

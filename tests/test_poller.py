@@ -7,14 +7,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from lockerlink.keys import KeySpace
 from lockerlink.settings import Settings
+from producers.merchants import ConnectedMerchants
 from producers.process import PollerProcess
 from sandbox.clover import CloverSandbox
 from sandbox.clover_config import CloverConfig
 from tests.poller_support import (
-    SandboxTokens,
+    connected_vault,
     duplicates,
     eventually,
     latest_versions,
@@ -30,9 +32,11 @@ Start = Callable[..., Awaitable[PollerProcess]]
 
 def _settings(base: Settings, sandbox: CloverSandbox, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        **base.model_dump(),
         "clover_api_base_url": sandbox.base_url,
-        "clover_webhook_auth_code": AUTH,
+        "clover_authorize_base_url": sandbox.base_url,
+        "clover_timeout_s": 2.0,
+        "token_refresh_lease_s": 5.0,
+        "clover_webhook_auth_code": SecretStr(AUTH),
         "poller_interval_s": 0.2,
         "poller_lookback_s": 1.0,
         "poller_safety_lag_s": 0.1,
@@ -43,7 +47,7 @@ def _settings(base: Settings, sandbox: CloverSandbox, **overrides: Any) -> Setti
         "poller_backoff_max_s": 0.5,
         **overrides,
     }
-    return Settings(**values)
+    return base.model_copy(update=values)
 
 
 @pytest.fixture
@@ -66,16 +70,16 @@ async def start_poller(
     redis: Any,
 ) -> AsyncIterator[Start]:
     """Starts poller processes in this event loop; stops those still running."""
-    tokens = SandboxTokens(sandbox)
-    for merchant_id in sandbox.merchant_ids:
-        tokens.connect(merchant_id)
+    vault = await connected_vault(
+        _settings(settings, sandbox), redis, keyspace, sandbox, sandbox.merchant_ids
+    )
     running: list[PollerProcess] = []
 
     async def start(**overrides: Any) -> PollerProcess:
         process = PollerProcess(
             _settings(settings, sandbox, **overrides),
-            tokens,
-            lambda: sandbox.merchant_ids,
+            vault,
+            ConnectedMerchants(vault.merchants),
             keys=keyspace,
             topic=topic,
         )
@@ -87,6 +91,7 @@ async def start_poller(
     for process in running:
         if process._task is not None:
             await process.stop()
+    await vault.close()
 
 
 def _create_orders(sandbox: CloverSandbox, merchant_id: str, count: int) -> list[str]:
@@ -239,16 +244,17 @@ async def test_two_pollers_share_merchants_and_hand_them_back(
 ) -> None:
     config = CloverConfig(merchant_ids=tuple(f"MERCHANT{i:05d}" for i in range(6)))
     sandbox = await clover_sandbox_factory(config)
-    tokens = SandboxTokens(sandbox)
+    vault = await connected_vault(
+        _settings(settings, sandbox), redis, keyspace, sandbox, sandbox.merchant_ids
+    )
     for merchant_id in sandbox.merchant_ids:
-        tokens.connect(merchant_id)
         _create_orders(sandbox, merchant_id, 3)
 
     def make() -> PollerProcess:
         return PollerProcess(
-            _settings(settings, sandbox, poller_webhook_port=0),
-            tokens,
-            lambda: sandbox.merchant_ids,
+            _settings(settings, sandbox),
+            vault,
+            ConnectedMerchants(vault.merchants),
             keys=keyspace,
             topic=topic,
             serve_webhooks=False,
@@ -273,6 +279,7 @@ async def test_two_pollers_share_merchants_and_hand_them_back(
     await two.stop()
     await eventually(lambda: len(one.service.held) == 6, "first takes all back")
     await one.stop()
+    await vault.close()
 
     records = await read_topic(kafka_bootstrap, topic, len(expected))
     assert duplicates(records) == []
