@@ -80,6 +80,9 @@ class KeySpace:
     def poller_wake_channel(self) -> str:
         return self._key("poll", "wake")
 
+    def publish_journal(self, merchant_id: str) -> str:
+        return self._key("poll", "journal", merchant_id)
+
     # operations
     def status_polls(self) -> str:
         return self._key("status", "polls")

@@ -21,6 +21,7 @@ from producers.clover_client import CloverClient, CloverNotFound
 from producers.cursor import CursorStore
 from producers.customers import CustomerCache
 from producers.inbox import WebhookInbox
+from producers.journal import PublishJournal, TopicReader, confirmed
 from producers.ledger import PublishedLedger, delete_version
 from producers.publisher import RawPublisher
 from schemas.raw_order import RawOrderRecord, RawSource, delete_record, order_record
@@ -102,6 +103,8 @@ class MerchantPoller:
         customers: CustomerCache | None,
         window: PollWindow,
         owner: str,
+        journal: PublishJournal,
+        reader: TopicReader,
         clock: Clock = time.time,
     ) -> None:
         self._client = client
@@ -112,6 +115,8 @@ class MerchantPoller:
         self._customers = customers
         self._window = window
         self._owner = owner
+        self._journal = journal
+        self._reader = reader
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
         self.stats = PollStats()
@@ -125,6 +130,24 @@ class MerchantPoller:
     def forget(self, merchant_id: str) -> None:
         """Drop per-merchant state once the merchant's lease is gone."""
         self._locks.pop(merchant_id, None)
+
+    async def recover(self, merchant_id: str) -> None:
+        """Settle a publish the previous holder of this merchant left unfinished."""
+        entry = await self._journal.read(merchant_id)
+        if entry is None:
+            return
+        found = await self._reader.versions_since(merchant_id, entry.at_ms)
+        present = confirmed(entry, found)
+        await self._ledger.remember(merchant_id, present)
+        await self._journal.end(merchant_id)
+        log.warning(
+            "unfinished publish settled",
+            extra={
+                "merchant_id": merchant_id,
+                "noted": len(entry.versions),
+                "found_in_topic": len(present),
+            },
+        )
 
     async def poll(self, merchant_id: str) -> int:
         """Publish every order version changed since the cursor; returns how many."""
@@ -218,12 +241,14 @@ class MerchantPoller:
             records = await self._records(
                 merchant_id, new_versions, new_deletes, source, fetched_ms
             )
-            await self._publisher.publish(records)
-            await self._ledger.remember(
-                merchant_id,
-                [(v.order_id, float(v.modified_ms)) for v in new_versions]
-                + [(oid, delete_version(fetched_ms)) for oid in new_deletes],
-            )
+            done = [(v.order_id, float(v.modified_ms)) for v in new_versions] + [
+                (oid, delete_version(fetched_ms)) for oid in new_deletes
+            ]
+            if records:
+                await self._journal.begin(merchant_id, self._now_ms(), done)
+                await self._publisher.publish(records)
+                await self._ledger.remember(merchant_id, done)
+                await self._journal.end(merchant_id)
         self.stats.published += len(new_versions)
         self.stats.deleted += len(new_deletes)
         if records:

@@ -31,6 +31,7 @@ from producers.cursor import CursorStore
 from producers.customers import CustomerCache
 from producers.health import AlertHook, Backoff, CloverBreaker, log_only
 from producers.inbox import WebhookInbox
+from producers.journal import PublishJournal, TopicReader
 from producers.lease import LeaseTable
 from producers.ledger import PublishedLedger
 from producers.poller import MerchantPoller, PollWindow
@@ -140,6 +141,8 @@ class PollerProcess:
             CustomerCache(self.client),
             poll_window(settings),
             self.owner,
+            PublishJournal(self.redis, self._keys),
+            TopicReader(settings.kafka_bootstrap_servers, self._topic),
             clock=self._clock,
         )
         self.service = PollerService(

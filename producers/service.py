@@ -203,11 +203,16 @@ class PollerService:
         next_poll = time.monotonic() + random.uniform(  # noqa: S311 - spreading
             0, min(self.interval_s(), 1.0)
         )
+        settled = False
         while not worker.stopping.is_set():
             woke = await self._sleep(worker, next_poll)
             if worker.stopping.is_set():
                 return
             try:
+                if not settled:
+                    # Nothing is published before a predecessor's publish is settled.
+                    await self._poller.recover(merchant_id)
+                    settled = True
                 if woke:
                     await asyncio.sleep(self._cadence.debounce_s)
                     await self._poller.fetch_pending(merchant_id)
