@@ -134,12 +134,14 @@ def status_page(ctx: click.Context) -> None:
 def _add_component_commands() -> None:
     """Attach each component's commands; each component owns its own module."""
     # Components add their import here, e.g. `from streams.cli import stream`.
-    from consumers.cli import deliver
+    from consumers.cli import deliver, dlq, replay
     from producers.cli import poller
     from sandbox.cli import sandbox
 
     cli.add_command(sandbox)
     cli.add_command(deliver)
+    cli.add_command(replay)
+    cli.add_command(dlq)
     cli.add_command(poller)
 
 
