@@ -137,12 +137,16 @@ def _add_component_commands() -> None:
     from consumers.cli import deliver, dlq, replay
     from producers.cli import poller
     from sandbox.cli import sandbox
+    from streams.cli import schemas_group, stream, transform
 
     cli.add_command(sandbox)
     cli.add_command(deliver)
     cli.add_command(replay)
     cli.add_command(dlq)
     cli.add_command(poller)
+    cli.add_command(stream)
+    cli.add_command(transform)
+    cli.add_command(schemas_group)
 
 
 def main() -> None:
