@@ -99,6 +99,7 @@ class DevStack:
         self.children: list[tuple[Service, subprocess.Popen[bytes]]] = []
         self.bootstrap_servers = settings.kafka_bootstrap_servers
         self.redis_url = settings.redis_url
+        self.extra_env: dict[str, str] = {}
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -132,22 +133,59 @@ class DevStack:
         for name in created:
             self.say(f"topic   created {name}")
 
-    def start_services(self, services: list[Service]) -> None:
-        env = {
+    def service_env(self) -> dict[str, str]:
+        """The environment every child service starts with."""
+        return {
             **os.environ,
             "LOCKERLINK_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "LOCKERLINK_REDIS_URL": self.redis_url,
             "LOCKERLINK_DATA_DIR": str(self.data_dir),
+            **self.extra_env,
         }
+
+    def start_service(self, service: Service) -> subprocess.Popen[bytes]:
+        """Start one service; its output goes to ``logs/<name>.log``."""
+        log_dir = self.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with (log_dir / f"{service.name}.log").open("ab") as log_file:
+            process = subprocess.Popen(  # noqa: S603 - our own console script
+                [sys.executable, "-m", "lockerlink", *service.argv],
+                env={**self.service_env(), **service.env},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        self.children = [(s, p) for s, p in self.children if s.name != service.name]
+        self.children.append((service, process))
+        return process
+
+    def start_services(self, services: list[Service]) -> None:
         if not services:
             self.say("services none registered yet")
         for service in services:
-            process = subprocess.Popen(  # noqa: S603 - our own console script
-                [sys.executable, "-m", "lockerlink", *service.argv],
-                env={**env, **service.env},
+            process = self.start_service(service)
+            self.say(
+                f"service {service.name} started (pid {process.pid}, "
+                f"log {self.data_dir / 'logs' / service.name}.log)"
             )
-            self.children.append((service, process))
-            self.say(f"service {service.name} started (pid {process.pid})")
+
+    def process_of(self, name: str) -> subprocess.Popen[bytes]:
+        for service, process in self.children:
+            if service.name == name:
+                return process
+        raise KeyError(name)
+
+    def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal one service and wait for it to end (SIGKILL: as a crash would)."""
+        process = self.process_of(name)
+        if process.poll() is None:
+            process.send_signal(sig)
+            process.wait(timeout=STOP_TIMEOUT_S + 1)
+
+    def restart_service(self, name: str) -> subprocess.Popen[bytes]:
+        for service, _ in self.children:
+            if service.name == name:
+                return self.start_service(service)
+        raise KeyError(name)
 
     def exited_child(self) -> tuple[Service, int] | None:
         for service, process in self.children:
