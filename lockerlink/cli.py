@@ -134,9 +134,11 @@ def status_page(ctx: click.Context) -> None:
 def _add_component_commands() -> None:
     """Attach each component's commands; each component owns its own module."""
     # Components add their import here, e.g. `from streams.cli import stream`.
+    from consumers.cli import deliver
     from sandbox.cli import sandbox
 
     cli.add_command(sandbox)
+    cli.add_command(deliver)
 
 
 def main() -> None:

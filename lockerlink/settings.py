@@ -153,6 +153,23 @@ class Settings(BaseSettings):
         description="YAML file mapping merchants to stores, lockers and PIN rules.",
     )
 
+    # -- Delivery to lockers ----------------------------------------------------------
+    delivery_commit_interval_s: float = Field(
+        1.0, gt=0, description="How often delivery commits the offsets lockers acked."
+    )
+    delivery_queue_limit: int = Field(
+        500, ge=1, description="Events fetched ahead per store before it is paused."
+    )
+    delivery_retry_max_s: float = Field(
+        30.0, gt=0, description="Longest wait between tries of a failing locker."
+    )
+    delivery_session_timeout_s: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        description="How long a silent delivery process keeps its stores.",
+    )
+
     # -- Operations -----------------------------------------------------------------
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset = off.")
     sentry_environment: str = Field(

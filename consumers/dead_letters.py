@@ -1,0 +1,81 @@
+"""Setting records aside on `lockers.dead-letter`, whole, so they can be re-driven."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from lockerlink.errors import BrokerError
+from schemas.dead_letter import DeadLetter
+from schemas.topics import DEAD_LETTER
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "consumers.delivery"
+
+
+class DeadLetterReason:
+    """The reasons delivery sets a record aside for."""
+
+    INVALID_EVENT = "invalid_event"
+    WRONG_STORE = "wrong_store"
+    LOCKER_REJECTED = "locker_rejected"
+
+
+def _headers(record: ConsumerRecord) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (name, value.decode("utf-8", errors="replace"))
+        for name, value in (record.headers or ())
+    )
+
+
+def envelope(
+    record: ConsumerRecord,
+    *,
+    reason: str,
+    detail: str,
+    error_class: str,
+    store_id: str | None,
+    merchant_id: str | None = None,
+) -> DeadLetter:
+    """The dead letter for ``record``: the reason, and the record byte for byte."""
+    return DeadLetter(
+        reason=reason,
+        detail=detail,
+        error_class=error_class,
+        component=COMPONENT,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        original_key_b64=None if record.key is None else DeadLetter.encode(record.key),
+        original_value_b64=DeadLetter.encode(record.value or b""),
+        original_headers=_headers(record),
+        store_id=store_id,
+        merchant_id=merchant_id,
+        at=datetime.now(UTC),
+    )
+
+
+async def publish(producer: AIOKafkaProducer, letter: DeadLetter) -> None:
+    """Put ``letter`` on the dead-letter topic and wait until the broker has it."""
+    key = (letter.store_id or letter.merchant_id or "").encode() or None
+    try:
+        await producer.send_and_wait(
+            DEAD_LETTER, key=key, value=letter.model_dump_json().encode()
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot write to {DEAD_LETTER}: {exc}") from exc
+    log.warning(
+        "record dead-lettered: %s",
+        letter.reason,
+        extra={
+            "store": letter.store_id,
+            "topic": letter.source_topic,
+            "partition": letter.source_partition,
+            "offset": letter.source_offset,
+        },
+    )

@@ -1,0 +1,124 @@
+"""The HTTP side of delivery: post one event to a locker and classify its answer.
+
+Classification (what delivery does next):
+
+- ``DELIVERED``: 2xx, or 409 (the locker already holds this idempotency key).
+- ``REJECTED``: any other 4xx except those below. The event itself is refused; it
+  goes to the dead-letter topic and the store moves on.
+- ``REFUSES_US``: 401, 403, 404, 405 or a redirect, or no credential to send. The
+  locker refuses *us* (credential or address wrong), not the event: dead-lettering
+  every order because a credential was rotated would be wrong, so the store waits,
+  paused, and a person is alerted.
+- ``TRANSIENT``: 408, 429, 5xx, timeouts and connection errors: retry the same event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import aiohttp
+
+from schemas.token_rotation import token_fingerprint
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+ORDERS_PATH = "v1/orders"
+_ANSWER_LIMIT = 500
+_REFUSES_US = frozenset({401, 403, 404, 405})
+
+
+class Verdict(StrEnum):
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    REFUSES_US = "refuses_us"
+    TRANSIENT = "transient"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the locker said about one event, safe to log and dead-letter."""
+
+    verdict: Verdict
+    status: int | None
+    detail: str
+    retry_after_s: float = 0.0
+
+
+def classify(status: int) -> Verdict:
+    """The verdict for an HTTP status from a locker."""
+    if 200 <= status < 300 or status == 409:
+        return Verdict.DELIVERED
+    if status in _REFUSES_US or 300 <= status < 400:
+        return Verdict.REFUSES_US
+    if status in (408, 429) or status >= 500:
+        return Verdict.TRANSIENT
+    if 400 <= status < 500:
+        return Verdict.REJECTED
+    return Verdict.TRANSIENT
+
+
+def orders_url(base_url: str) -> str:
+    """The orders endpoint under a locker's base URL from the registry."""
+    return f"{base_url.rstrip('/')}/{ORDERS_PATH}"
+
+
+def _retry_after_s(value: str | None) -> float:
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 0.0
+
+
+def _scrub(text: str, credential: str | None) -> str:
+    """Cut the locker's answer short and remove our credential should it echo it."""
+    if credential:
+        text = text.replace(credential, f"<credential {token_fingerprint(credential)}>")
+    return text[:_ANSWER_LIMIT]
+
+
+class LockerApi:
+    """Posts locker order events; one connection pool for every store's locker."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    @classmethod
+    def new_session(cls) -> aiohttp.ClientSession:
+        """A session sized for many lockers at once, a few connections each."""
+        connector = aiohttp.TCPConnector(limit=2000, limit_per_host=4)
+        return aiohttp.ClientSession(connector=connector)
+
+    async def post_event(
+        self,
+        base_url: str,
+        event_id: str,
+        body: bytes,
+        *,
+        timeout_s: float,
+        credential: str | None,
+    ) -> Answer:
+        """Send one event's JSON with its idempotency key; never raises for I/O."""
+        headers = {IDEMPOTENCY_HEADER: event_id, "Content-Type": "application/json"}
+        if credential:
+            headers["Authorization"] = f"Bearer {credential}"
+        try:
+            async with self.session.post(
+                orders_url(base_url),
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
+            ) as response:
+                text = await response.text(errors="replace")
+                return Answer(
+                    verdict=classify(response.status),
+                    status=response.status,
+                    detail=_scrub(text, credential),
+                    retry_after_s=_retry_after_s(response.headers.get("Retry-After")),
+                )
+        except TimeoutError:
+            return Answer(Verdict.TRANSIENT, None, f"no answer within {timeout_s}s")
+        except aiohttp.ClientError as exc:
+            return Answer(Verdict.TRANSIENT, None, f"{type(exc).__name__}: {exc}")
