@@ -136,8 +136,11 @@ def _add_component_commands() -> None:
     # Components add their import here, e.g. `from streams.cli import stream`.
     from consumers.cli import deliver
     from sandbox.cli import sandbox
+    from token_service.cli import COMMANDS as TOKEN_SERVICE_COMMANDS
 
     cli.add_command(sandbox)
+    for command in TOKEN_SERVICE_COMMANDS:
+        cli.add_command(command)
     cli.add_command(deliver)
 
 

@@ -18,8 +18,14 @@ from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.exceptions import RedisError
 
-from lockerlink.errors import CredentialError, InputError, TokenUnavailable
+from lockerlink.errors import (
+    CloverError,
+    CredentialError,
+    InputError,
+    TokenUnavailable,
+)
 from lockerlink.ops_http import add_ops_routes
 from token_service import metrics
 from token_service.authorization import CALLBACK_PATH, MerchantAuthorization
@@ -34,8 +40,8 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_MIN_VALIDITY_S = 3600
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVICE_KEY = web.AppKey("token_service", object)
-_LOCKER = "locker"
-_RATE_HEADERS = "rate_headers"
+_LOCKER = web.RequestKey("locker", Locker)
+_RATE_HEADERS = web.RequestKey("rate_headers", dict)
 
 
 class Refusal(Exception):
@@ -395,6 +401,15 @@ def _translate(exc: Exception) -> web.Response:
         return _error(503, "token_unavailable", message, {"Retry-After": retry})
     if isinstance(exc, CredentialError):
         return _error(401, "unauthenticated", exc.message)
+    if isinstance(exc, CloverError):
+        if exc.retriable:
+            message = "Clover is not answering; try again later"
+            return _error(503, "token_unavailable", message, {"Retry-After": "5"})
+        return _error(400, "authorization_failed", "Clover refused the authorization")
+    if isinstance(exc, RedisError | OSError):
+        log.warning("Redis unavailable: %s", type(exc).__name__)
+        message = "storage is unavailable; try again later"
+        return _error(503, "unavailable", message, {"Retry-After": "1"})
     if isinstance(exc, InputError):
         status = 404 if exc.reason == "unknown_locker" else 400
         code = "not_found" if status == 404 else "bad_request"

@@ -99,6 +99,8 @@ class Vault:
     ) -> None:
         _check_lease(settings)
         self.settings = settings
+        self.redis = redis
+        self.keyspace = keyspace
         self.keys = keys or VaultKeys.from_settings(settings)
         self.pairs = PairStore(redis, keyspace, self.keys, clock)
         self.merchants = MerchantRegistry(redis, keyspace, clock)
