@@ -9,12 +9,16 @@ import signal
 
 import click
 
+from sandbox.clover_cli import clover
 from sandbox.locker import LockerFaults, LockerSandbox
 
 
 @click.group()
 def sandbox() -> None:
     """Local stand-ins for Clover and for a store's locker server."""
+
+
+sandbox.add_command(clover)
 
 
 @sandbox.command("locker")

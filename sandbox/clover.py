@@ -1,27 +1,35 @@
 """A local Clover: OAuth v2, the orders REST API and introspection, on aiohttp.
 
 ``CloverSandbox`` composes the parts: ``tokens`` (OAuth rules), ``orders`` (the
-order book), ``calls`` (what was asked and how it ended). Start it on loopback with
-``await sandbox.start()`` or serve ``sandbox.app`` any other way.
+order book), ``calls`` (what was asked and how it ended), ``limiter`` (rate limits),
+``faults`` (injected failures), ``webhooks`` (notifications) and ``generator``
+(seeded orders). Start it on loopback with ``await sandbox.start()`` or serve
+``sandbox.app`` any other way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from sandbox.clover_admin import AdminApi
+from sandbox.clover_admin import ADMIN_PREFIX, AdminApi
 from sandbox.clover_calls import MERCHANT_KEY, OUTCOME_KEY, CallLog
 from sandbox.clover_config import CloverConfig
+from sandbox.clover_faults import CloverFaults
 from sandbox.clover_ids import CloverIds
+from sandbox.clover_limits import RateLimiter
 from sandbox.clover_oauth import OAuthApi
 from sandbox.clover_orderbook import OrderBook
 from sandbox.clover_orders import OrdersApi
 from sandbox.clover_rejection import Rejection
 from sandbox.clover_tokens import TokenAuthority, TokenPair
+from sandbox.clover_webhooks import WebhookSender
+from sandbox.order_generator import OrderGenerator
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,13 @@ class CloverSandbox:
         self.ids = CloverIds(self.config.seed)
         self.orders = OrderBook(self.ids, clock)
         self.tokens = TokenAuthority(self.config, clock)
+        self.limiter = RateLimiter(self.config.limits, clock)
+        self.faults = CloverFaults(self.tokens, clock)
+        self.generator = OrderGenerator(self.orders, self.config.generator)
+        self._generating: asyncio.Task[None] | None = None
+        self.webhooks = WebhookSender(
+            self.config.webhooks, self.config.app_id, self.orders
+        )
         for merchant_id in self.config.merchant_ids:
             self.orders.add_merchant(merchant_id)
         self.app = self._build_app()
@@ -98,24 +113,35 @@ class CloverSandbox:
         self._runner = runner
         bound_port = runner.addresses[0][1]
         self.base_url = f"http://{host}:{bound_port}"
+        await self.webhooks.start()
+        if self.config.generator.orders_per_s > 0:
+            self._generating = asyncio.create_task(
+                self.generator.run(lambda: self.merchant_ids), name="clover-orders"
+            )
         log.info("clover sandbox listening on %s", self.base_url)
         return self.base_url
 
     async def stop(self) -> None:
+        self.faults.clear()
+        if self._generating is not None:
+            self._generating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._generating
+            self._generating = None
+        await self.webhooks.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     # -- the application ---------------------------------------------------------------
     def _build_app(self) -> web.Application:
-        app = web.Application(
-            middlewares=[self._record, self._refuse, self._authenticate]
-        )
+        app = web.Application(middlewares=[self._record, self._refuse, self._guard])
         OAuthApi(self.tokens, self.orders, self.config).add_routes(app)
         OrdersApi(self.orders, self.config).add_routes(app)
-        AdminApi(self.tokens, self.orders, self.calls, self.add_merchant).add_routes(
-            app
+        admin = AdminApi(
+            self.tokens, self.orders, self.calls, self.faults, self.add_merchant
         )
+        admin.add_routes(app)
         return app
 
     @web.middleware
@@ -146,19 +172,36 @@ class CloverSandbox:
             request[OUTCOME_KEY] = exc.outcome
             if exc.merchant_id and MERCHANT_KEY not in request:
                 request[MERCHANT_KEY] = exc.merchant_id
-            return web.json_response({"message": exc.message}, status=exc.status)
+            return web.json_response(
+                {"message": exc.message}, status=exc.status, headers=exc.headers
+            )
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             return web.json_response({"message": exc.reason}, status=exc.status)
 
     @web.middleware
-    async def _authenticate(
+    async def _guard(
         self, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
-        if not request.path.startswith("/v3/"):
+        """Faults first, then for REST calls the token and the rate limits."""
+        if request.path.startswith(ADMIN_PREFIX):
             return await handler(request)
-        merchant_id = self.tokens.merchant_of_access(_bearer(request))
+        await self.faults.before(request, request.match_info.route.name or "unknown")
+        if not request.path.startswith("/v3/"):
+            await self.faults.delay()
+            return await handler(request)
+        token = _bearer(request)
+        request[MERCHANT_KEY] = self._merchant_of(request, token)
+        self.limiter.enter(token)
+        try:
+            await self.faults.delay()
+            return await handler(request)
+        finally:
+            self.limiter.leave(token)
+
+    def _merchant_of(self, request: web.Request, access_token: str) -> str:
+        merchant_id = self.tokens.merchant_of_access(access_token)
         if request.match_info.get("mId") != merchant_id:
             raise Rejection(
                 "Token is not valid for this merchant",
@@ -166,5 +209,4 @@ class CloverSandbox:
                 outcome="wrong_merchant",
                 merchant_id=merchant_id,
             )
-        request[MERCHANT_KEY] = merchant_id
-        return await handler(request)
+        return merchant_id

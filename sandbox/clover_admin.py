@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from sandbox.clover_calls import CallLog
+from sandbox.clover_faults import CloverFaults, FaultSpec
 from sandbox.clover_orderbook import OrderBook
 from sandbox.clover_rejection import Rejection
 from sandbox.clover_tokens import TokenAuthority, TokenPair
@@ -26,8 +28,10 @@ class AdminApi:
         tokens: TokenAuthority,
         book: OrderBook,
         calls: CallLog,
+        faults: CloverFaults,
         add_merchant: Callable[[str | None], str],
     ) -> None:
+        self._faults = faults
         self._tokens = tokens
         self._book = book
         self._calls = calls
@@ -42,6 +46,9 @@ class AdminApi:
             f"{base}/{{mId}}/uninstall", self.uninstall, name="admin.uninstall"
         )
         router.add_get(f"{ADMIN_PREFIX}/calls", self.calls, name="admin.calls")
+        faults = f"{ADMIN_PREFIX}/faults"
+        router.add_put(faults, self.add_faults, name="admin.add_faults")
+        router.add_delete(faults, self.clear_faults, name="admin.clear_faults")
         router.add_get(f"{ADMIN_PREFIX}/orders", self.versions, name="admin.orders")
 
     async def add_merchant(self, request: web.Request) -> web.Response:
@@ -55,6 +62,25 @@ class AdminApi:
     async def uninstall(self, request: web.Request) -> web.Response:
         self._tokens.uninstall(self._known(request))
         return web.json_response({"uninstalled": request.match_info["mId"]})
+
+    async def add_faults(self, request: web.Request) -> web.Response:
+        """Add faults described by a JSON ``FaultSpec``."""
+        try:
+            spec = FaultSpec.model_validate_json(await request.read())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            raise Rejection(
+                f"Invalid fault spec at {where}: {first['msg']}",
+                status=400,
+                outcome="bad_request",
+            ) from None
+        spec.apply(self._faults)
+        return web.json_response({"applied": spec.model_dump(exclude_none=True)})
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        self._faults.clear()
+        return web.json_response({"cleared": True})
 
     async def calls(self, request: web.Request) -> web.Response:
         rows = [

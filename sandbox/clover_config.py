@@ -5,6 +5,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from sandbox.clover_limits import RateLimits
+from sandbox.clover_webhooks import WebhookConfig
+from sandbox.order_generator import GeneratorConfig
+
 DAY_S = 86_400
 
 
@@ -32,3 +36,7 @@ class CloverConfig:
     max_page_limit: int = 1000
     expanded_list_cap: int = 100
     customers_expand_full: bool = False
+
+    limits: RateLimits = field(default_factory=RateLimits)
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)

@@ -62,7 +62,9 @@ class OAuthApi:
         redirect_uri = query.get("redirect_uri", "")
         if urlsplit(redirect_uri).scheme not in ("http", "https"):
             raise _bad("redirect_uri must be an absolute http(s) URL")
-        merchant_id = query.get("merchant_id") or self._config.merchant_ids[0]
+        merchant_id = query.get("merchant_id") or next(
+            iter(self._book.merchant_ids()), ""
+        )
         if not self._book.has_merchant(merchant_id):
             raise _bad(f"Unknown merchant {merchant_id}")
         challenge = self._challenge(query.get("code_challenge"), query)

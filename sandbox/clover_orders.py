@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from sandbox.clover_rejection import Rejection
 ALLOWED_FILTER_HEADER = "X-Clover-Allowed-Filter-Fields"
 _LINE_ITEM_EXPANSIONS = frozenset({"modifications"})
 _NESTED = ("lineItems", "customers", "payments", "orderType")
+_RENDER_CACHE_SIZE = 50_000
 
 
 def _elements(items: list[Any], cap: int) -> dict[str, list[Any]]:
@@ -28,10 +30,34 @@ def _elements(items: list[Any], cap: int) -> dict[str, list[Any]]:
 
 
 class OrderRenderer:
-    """Shapes stored orders as Clover sends them for a given set of expansions."""
+    """Shapes stored orders as Clover sends them for a given set of expansions.
+
+    Rendered JSON is kept per order version (``modifiedTime`` changes with every
+    write) and expansion set, so repeated polls of unchanged orders cost little.
+    """
 
     def __init__(self, config: CloverConfig) -> None:
         self._config = config
+        self._rendered: dict[tuple[object, ...], bytes] = {}
+
+    def order_json(self, merchant_id: str, doc: Doc, expand: frozenset[str]) -> bytes:
+        """The order as JSON bytes, from the cache when this version was seen."""
+        config = self._config
+        key = (
+            merchant_id,
+            doc["id"],
+            doc["modifiedTime"],
+            expand,
+            config.expanded_list_cap,
+            config.customers_expand_full,
+        )
+        found = self._rendered.get(key)
+        if found is None:
+            if len(self._rendered) >= _RENDER_CACHE_SIZE:
+                self._rendered.clear()
+            found = json.dumps(self.order(doc, expand)).encode()
+            self._rendered[key] = found
+        return found
 
     def order(self, doc: Doc, expand: frozenset[str]) -> Doc:
         shown = {key: value for key, value in doc.items() if key not in _NESTED}
@@ -58,16 +84,19 @@ class OrderRenderer:
         if "orderType" not in doc:
             return
         order_type = doc["orderType"]
-        if order_type is None or "orderType" in expand:
-            shown["orderType"] = order_type
-        else:
+        if isinstance(order_type, dict) and "orderType" not in expand:
             shown["orderType"] = {"id": order_type.get("id")}
+        else:
+            shown["orderType"] = order_type
 
     def _customers(self, customers: list[Doc] | None) -> list[Doc]:
         if self._config.customers_expand_full:
             return list(customers or [])
         # Clover may answer the customers expansion with bare references.
-        return [{"id": customer.get("id")} for customer in customers or []]
+        return [
+            {"id": customer.get("id")} if isinstance(customer, dict) else customer
+            for customer in customers or []
+        ]
 
 
 class OrdersApi:
@@ -98,17 +127,21 @@ class OrdersApi:
         keep = parse_filters(query.getall("filter", []))
         expand = parse_expand(query.getall("expand", []), ORDER_EXPANSIONS)
         page = self._page(request)
-        found = self._book.listing(request.match_info["mId"], keep)
+        merchant_id = request.match_info["mId"]
+        found = self._book.listing(merchant_id, keep)
         chosen = found[page.offset : page.offset + page.limit]
-        body = {"elements": [self._render.order(doc, expand) for doc in chosen]}
-        return web.json_response(
-            body, headers={ALLOWED_FILTER_HEADER: ",".join(ALLOWED_FILTER_FIELDS)}
+        parts = [self._render.order_json(merchant_id, doc, expand) for doc in chosen]
+        return web.Response(
+            body=b'{"elements": [' + b", ".join(parts) + b"]}",
+            content_type="application/json",
+            headers={ALLOWED_FILTER_HEADER: ",".join(ALLOWED_FILTER_FIELDS)},
         )
 
     async def get_order(self, request: web.Request) -> web.Response:
         expand = parse_expand(request.query.getall("expand", []), ORDER_EXPANSIONS)
         doc = self._order(request)
-        return web.json_response(self._render.order(doc, expand))
+        body = self._render.order_json(request.match_info["mId"], doc, expand)
+        return web.Response(body=body, content_type="application/json")
 
     async def list_line_items(self, request: web.Request) -> web.Response:
         expand = parse_expand(request.query.getall("expand", []), _LINE_ITEM_EXPANSIONS)

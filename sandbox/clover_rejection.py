@@ -19,8 +19,10 @@ class Rejection(LockerlinkError):
         status: int,
         outcome: str,
         merchant_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message, retriable=status >= 500 or status == 429)
         self.status = status
         self.outcome = outcome
         self.merchant_id = merchant_id
+        self.headers = headers or {}

@@ -9,6 +9,8 @@ import aiohttp
 
 from sandbox.clover import CloverSandbox
 from sandbox.clover_config import CloverConfig
+from sandbox.clover_limits import RateLimits
+from tests.clover_client import MerchantClient
 from tests.sandboxes import ManualClock, SandboxFactory
 
 
@@ -34,43 +36,30 @@ def _order(title: str, items: int = 1, **extra: Any) -> dict[str, Any]:
     }
 
 
-class Client:
-    """Reads one merchant's REST API with a token the sandbox issued."""
-
-    def __init__(
-        self, http: aiohttp.ClientSession, sandbox: CloverSandbox, merchant: str
-    ) -> None:
-        self.http = http
-        self.base = f"{sandbox.base_url}/v3/merchants/{merchant}"
-        access = sandbox.connect_merchant(merchant)["access_token"]
-        self.headers = {"Authorization": f"Bearer {access}"}
-
-    async def get(self, path: str, params: Any = None) -> tuple[int, Any, Any]:
-        async with self.http.get(
-            f"{self.base}{path}", params=params, headers=self.headers
-        ) as response:
-            return response.status, await response.json(), response.headers
-
-
 async def test_listing_wraps_elements_and_expands_on_request(
     clover_sandbox: CloverSandbox,
 ) -> None:
     merchant = clover_sandbox.merchant_ids[0]
     customer = {"firstName": "Ana", "lastName": "Souza", "phoneNumber": "555 0101"}
-    clover_sandbox.orders.create(merchant, _order("ana", customers=[customer]))
+    payment = {"amount": 525, "result": "SUCCESS"}
+    clover_sandbox.orders.create(
+        merchant, _order("ana", customers=[customer], payments=[payment])
+    )
     async with aiohttp.ClientSession() as http:
-        client = Client(http, clover_sandbox, merchant)
+        client = MerchantClient(http, clover_sandbox, merchant)
         _, bare, headers = await client.get("/orders")
-        expand = "lineItems,lineItems.modifications,orderType,customers"
+        expand = "lineItems,lineItems.modifications,orderType,customers,payments"
         _, full, _ = await client.get("/orders", [("expand", expand)])
     assert "modifiedTime" in headers["X-Clover-Allowed-Filter-Fields"]
     (plain,) = bare["elements"]
     assert "lineItems" not in plain and plain["orderType"] == {"id": "OT1"}
+    assert "payments" not in plain and "customers" not in plain
     (order,) = full["elements"]
     assert order["orderType"]["label"] == "Pick Up"
     (item,) = order["lineItems"]["elements"]
     assert item["modifications"]["elements"][0]["amount"] == 75
     assert order["total"] == 525
+    assert order["payments"] == {"elements": [payment]}
     assert order["customers"]["elements"] == [
         {"id": order["customers"]["elements"][0]["id"]}
     ]
@@ -84,7 +73,7 @@ async def test_customer_record_is_read_by_id(clover_sandbox: CloverSandbox) -> N
     )
     customer_id = created["customers"][0]["id"]
     async with aiohttp.ClientSession() as http:
-        client = Client(http, clover_sandbox, merchant)
+        client = MerchantClient(http, clover_sandbox, merchant)
         status, found, _ = await client.get(f"/customers/{customer_id}")
         missing, _, _ = await client.get("/customers/NOSUCHCUSTOMR")
     assert status == 200 and found["lastName"] == "Souza"
@@ -97,7 +86,7 @@ async def test_expanded_nested_lists_are_cut_at_100(
     merchant = clover_sandbox.merchant_ids[0]
     created = clover_sandbox.orders.create(merchant, _order("big", items=130))
     async with aiohttp.ClientSession() as http:
-        client = Client(http, clover_sandbox, merchant)
+        client = MerchantClient(http, clover_sandbox, merchant)
         _, order, _ = await client.get(
             f"/orders/{created['id']}", {"expand": "lineItems"}
         )
@@ -126,7 +115,7 @@ async def test_modified_time_and_id_filters_are_anded(
         return [order["id"] for order in body["elements"]]
 
     async with aiohttp.ClientSession() as http:
-        client = Client(http, sandbox, merchant)
+        client = MerchantClient(http, sandbox, merchant)
         assert await ids_for(f"modifiedTime>={times[2]}") == ids[2:]
         assert await ids_for(f"modifiedTime>{times[2]}") == ids[3:]
         assert await ids_for(f"modifiedTime<={times[1]}") == ids[:2]
@@ -142,7 +131,7 @@ async def test_unsupported_filter_and_bad_paging_get_400(
     clover_sandbox: CloverSandbox,
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        client = Client(http, clover_sandbox, clover_sandbox.merchant_ids[0])
+        client = MerchantClient(http, clover_sandbox, clover_sandbox.merchant_ids[0])
         bad_filter, body, _ = await client.get("/orders", {"filter": "title=x"})
         bad_limit, _, _ = await client.get("/orders", {"limit": "many"})
         bad_offset, _, _ = await client.get("/orders", {"offset": "-1"})
@@ -159,7 +148,7 @@ async def test_limit_defaults_to_100_and_is_capped_at_the_maximum(
     for n in range(160):
         sandbox.orders.create(merchant, _order(f"o{n}", items=0))
     async with aiohttp.ClientSession() as http:
-        client = Client(http, sandbox, merchant)
+        client = MerchantClient(http, sandbox, merchant)
         _, default, _ = await client.get("/orders")
         _, capped, _ = await client.get("/orders", {"limit": "1000"})
         _, tail, _ = await client.get("/orders", {"limit": "100", "offset": "150"})
@@ -176,7 +165,7 @@ async def test_deleted_and_unknown_orders_are_404_and_leave_listings(
     gone = clover_sandbox.orders.create(merchant, _order("gone"))
     clover_sandbox.orders.delete(merchant, gone["id"])
     async with aiohttp.ClientSession() as http:
-        client = Client(http, clover_sandbox, merchant)
+        client = MerchantClient(http, clover_sandbox, merchant)
         deleted, _, _ = await client.get(f"/orders/{gone['id']}")
         unknown, _, _ = await client.get("/orders/NOSUCHORDER01")
         _, listing, _ = await client.get("/orders")
@@ -195,7 +184,7 @@ async def test_a_token_reads_only_its_own_merchant(
     other = clover_sandbox.add_merchant()
     clover_sandbox.orders.create(other, _order("theirs"))
     async with aiohttp.ClientSession() as http:
-        client = Client(http, clover_sandbox, own)
+        client = MerchantClient(http, clover_sandbox, own)
         client.base = client.base.replace(own, other)
         status, body, _ = await client.get("/orders")
     assert status == 401 and body["message"]
@@ -203,13 +192,16 @@ async def test_a_token_reads_only_its_own_merchant(
 
 
 async def test_keyset_paging_misses_and_repeats_nothing_while_orders_change(
-    clover_sandbox: CloverSandbox,
+    clover_sandbox_factory: SandboxFactory,
 ) -> None:
     """Walk with ``modifiedTime>last seen`` while orders are added and changed.
 
     Every order version that exists when the walk ends with an empty page and that
     is newer than the start cursor must have been seen, and no version twice.
     """
+    clover_sandbox = await clover_sandbox_factory(
+        CloverConfig(limits=RateLimits.lifted())
+    )
     merchant = clover_sandbox.merchant_ids[0]
     book = clover_sandbox.orders
     ids = [book.create(merchant, _order(f"o{n}"))["id"] for n in range(60)]
@@ -217,7 +209,7 @@ async def test_keyset_paging_misses_and_repeats_nothing_while_orders_change(
     seen: list[tuple[str, int]] = []
     cursor_ms = 0
     async with aiohttp.ClientSession() as http:
-        client = Client(http, clover_sandbox, merchant)
+        client = MerchantClient(http, clover_sandbox, merchant)
         while True:
             _, page, _ = await client.get(
                 "/orders", {"filter": f"modifiedTime>{cursor_ms}", "limit": "7"}
@@ -237,3 +229,22 @@ async def test_keyset_paging_misses_and_repeats_nothing_while_orders_change(
         doc["id"]: doc["modifiedTime"] for doc in book.listing(merchant, lambda _: True)
     }
     assert set(latest.items()) <= set(seen)
+
+
+async def test_an_updated_order_is_served_in_its_new_version(
+    clover_sandbox: CloverSandbox,
+) -> None:
+    merchant = clover_sandbox.merchant_ids[0]
+    order = clover_sandbox.orders.create(merchant, _order("first"))
+    async with aiohttp.ClientSession() as http:
+        client = MerchantClient(http, clover_sandbox, merchant)
+        expand = {"expand": "lineItems"}
+        _, before, _ = await client.get(f"/orders/{order['id']}", expand)
+        clover_sandbox.orders.update(
+            merchant, order["id"], {"state": "locked"}, add_line_items=[{"name": "Tea"}]
+        )
+        _, after, _ = await client.get(f"/orders/{order['id']}", expand)
+        _, listed, _ = await client.get("/orders", expand)
+    assert before["state"] == "open" and len(before["lineItems"]["elements"]) == 1
+    assert after["state"] == "locked" and len(after["lineItems"]["elements"]) == 2
+    assert listed["elements"] == [after]
