@@ -152,8 +152,13 @@ class ApiRig:
 @pytest.fixture
 async def token_api(vault_rig: Rig, tmp_path: Path) -> AsyncIterator[ApiRig]:
     """The token service's HTTPS API with a development CA, against the sandbox."""
+    # Slow refill: a limit test's burst must not refill while a busy machine runs it.
     settings = vault_rig.settings.model_copy(
-        update={"admin_credential": SecretStr("admin-" + "x" * 32)}
+        update={
+            "admin_credential": SecretStr("admin-" + "x" * 32),
+            "locker_rate_per_s": 0.01,
+            "auth_failure_rate_per_min": 0.5,
+        }
     )
     vault_rig.settings = settings
 
