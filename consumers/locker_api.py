@@ -22,6 +22,7 @@ import aiohttp
 from schemas.token_rotation import token_fingerprint
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 ORDERS_PATH = "v1/orders"
 _ANSWER_LIMIT = 500
 _REFUSES_US = frozenset({401, 403, 404, 405})
@@ -42,6 +43,8 @@ class Answer:
     status: int | None
     detail: str
     retry_after_s: float = 0.0
+    already_held: bool = False
+    """The locker said it had this idempotency key already (409 or a replay)."""
 
 
 def classify(status: int) -> Verdict:
@@ -117,6 +120,8 @@ class LockerApi:
                     status=response.status,
                     detail=_scrub(text, credential),
                     retry_after_s=_retry_after_s(response.headers.get("Retry-After")),
+                    already_held=response.status == 409
+                    or response.headers.get(REPLAYED_HEADER, "").lower() == "true",
                 )
         except TimeoutError:
             return Answer(Verdict.TRANSIENT, None, f"no answer within {timeout_s}s")

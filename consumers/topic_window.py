@@ -40,35 +40,30 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPar
 
 
 async def windows_by_time(
-    consumer: AIOKafkaConsumer,
-    topic: str,
-    since_ms: int | None,
-    until_ms: int | None,
+    consumer: AIOKafkaConsumer, topic: str, since_ms: int | None
 ) -> list[PartitionWindow]:
-    """Per partition, the offsets of records stamped in ``[since_ms, until_ms)``."""
+    """Per partition, from the first offset stamped at or after ``since_ms`` to the end.
+
+    The end is where each partition ends now; callers keep only records whose own
+    timestamp is inside their window. That costs reading the tail, but stays right on
+    any broker: the embedded Tansu answers every time lookup with the partition's
+    first offset, which only makes the window start earlier, never later.
+    """
     partitions = await partitions_of(consumer, topic)
     beginnings = await consumer.beginning_offsets(partitions)
     ends = await consumer.end_offsets(partitions)
-    starts = await _offsets_at(consumer, partitions, since_ms, beginnings, ends)
-    stops = await _offsets_at(consumer, partitions, until_ms, ends, ends)
-    return [PartitionWindow(tp, starts[tp], stops[tp]) for tp in partitions]
-
-
-async def _offsets_at(
-    consumer: AIOKafkaConsumer,
-    partitions: list[TopicPartition],
-    at_ms: int | None,
-    default: dict[TopicPartition, int],
-    ends: dict[TopicPartition, int],
-) -> dict[TopicPartition, int]:
-    if at_ms is None:
-        return dict(default)
-    found = await consumer.offsets_for_times({tp: at_ms for tp in partitions})
-    # No record at or after the time: the window reaches the current end.
-    return {
-        tp: (found[tp].offset if found.get(tp) is not None else ends[tp])
+    if since_ms is None:
+        return [PartitionWindow(tp, beginnings[tp], ends[tp]) for tp in partitions]
+    found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
+    # No record at or after the time: nothing to read in that partition.
+    return [
+        PartitionWindow(
+            tp,
+            found[tp].offset if found.get(tp) is not None else ends[tp],
+            ends[tp],
+        )
         for tp in partitions
-    }
+    ]
 
 
 async def read_windows(

@@ -134,7 +134,7 @@ def status_page(ctx: click.Context) -> None:
 def _add_component_commands() -> None:
     """Attach each component's commands; each component owns its own module."""
     # Components add their import here, e.g. `from streams.cli import stream`.
-    from consumers.cli import deliver
+    from consumers.cli import deliver, dlq, replay
     from sandbox.cli import sandbox
     from token_service.cli import COMMANDS as TOKEN_SERVICE_COMMANDS
 
@@ -142,6 +142,8 @@ def _add_component_commands() -> None:
     for command in TOKEN_SERVICE_COMMANDS:
         cli.add_command(command)
     cli.add_command(deliver)
+    cli.add_command(replay)
+    cli.add_command(dlq)
 
 
 def main() -> None:

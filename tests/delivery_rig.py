@@ -140,7 +140,7 @@ async def dead_letters_for(bootstrap: str, store_id: str) -> list[DeadLetter]:
     consumer = reader(bootstrap)
     await consumer.start()
     try:
-        windows = await windows_by_time(consumer, DEAD_LETTER, None, None)
+        windows = await windows_by_time(consumer, DEAD_LETTER, None)
         return [
             letter
             async for record in read_windows(consumer, windows)
