@@ -136,6 +136,7 @@ def _add_component_commands() -> None:
     # Components add their import here, e.g. `from streams.cli import stream`.
     from consumers.cli import deliver, dlq, replay
     from sandbox.cli import sandbox
+    from streams.cli import schemas_group, stream, transform
     from token_service.cli import COMMANDS as TOKEN_SERVICE_COMMANDS
 
     cli.add_command(sandbox)
@@ -144,6 +145,9 @@ def _add_component_commands() -> None:
     cli.add_command(deliver)
     cli.add_command(replay)
     cli.add_command(dlq)
+    cli.add_command(stream)
+    cli.add_command(transform)
+    cli.add_command(schemas_group)
 
 
 def main() -> None:
