@@ -16,10 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from lockerlink.broker import ensure_topics
 from lockerlink.embedded import EmbeddedBroker, EmbeddedRedis, port_answers
@@ -214,7 +214,10 @@ class DevStack:
             self.broker.stop(timeout_s=0.5)
 
 
-async def _wait_for_stop(stack: DevStack) -> str:
+async def _wait_for_stop(
+    stack: DevStack, side_work: Callable[[], Coroutine[Any, Any, None]] | None = None
+) -> tuple[str, bool]:
+    """Wait for Ctrl-C, SIGTERM or a service dying; returns (reason, clean)."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     reason = "stopped"
@@ -226,31 +229,63 @@ async def _wait_for_stop(stack: DevStack) -> str:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    side = asyncio.create_task(side_work()) if side_work is not None else None
     try:
         while not stopping.is_set():
             exited = stack.exited_child()
             if exited is not None:
                 service, code = exited
-                return f"service {service.name} exited with code {code}"
+                log_path = stack.data_dir / "logs" / f"{service.name}.log"
+                return (
+                    f"service {service.name} exited with code {code}; see {log_path}",
+                    False,
+                )
+            if side is not None and side.done() and not side.cancelled():
+                error = side.exception()
+                if error is not None:
+                    return f"demo set-up failed: {error!r}", False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=0.5)
-        return reason
+        return reason, True
     finally:
+        if side is not None:
+            side.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await side
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
-def run_dev_up(settings: Settings, services: list[Service] | None = None) -> int:
+def run_dev_up(
+    settings: Settings, services: list[Service] | None = None, demo: bool = False
+) -> int:
     """Run the stack until stopped; returns the process exit code."""
     stack = DevStack(settings)
+    side_work: Callable[[], Coroutine[Any, Any, None]] | None = None
     with exclusive_lock(stack.data_dir / "dev-up.lock"):
         try:
             asyncio.run(stack.start_servers())
+            if demo:
+                from lockerlink.demo import Demo
+
+                plan = Demo(settings, stack.data_dir)
+                stack.extra_env.update(plan.env())
+                stack.start_services(plan.sandbox_services())
+
+                async def side() -> None:
+                    await plan.connect_merchants(stack.say)
+                    await plan.print_deliveries(stack.say)
+
+                side_work = side
             stack.start_services(SERVICES if services is None else services)
+            stack.say(
+                f"status  http://{settings.status_page_host}:"
+                f"{settings.status_page_port}/ (password: the admin credential)"
+            )
             stack.say("ready   press Ctrl-C to stop")
-            reason = asyncio.run(_wait_for_stop(stack))
+            reason, clean = asyncio.run(_wait_for_stop(stack, side_work))
             stack.say(f"stopping ({reason})")
         finally:
             stack.stop()
         stack.say("stopped")
-    return 0
+    return 0 if clean else 1
