@@ -118,7 +118,11 @@ class Demo:
         return env
 
     def sandbox_services(self) -> list[Service]:
-        """The Clover sandbox and one locker sandbox per store, started first."""
+        """The Clover sandbox and one locker sandbox per store, started first.
+
+        The lockerlink services themselves (token service, poller, stream,
+        delivery, status page) are the ones `dev up` always runs.
+        """
         clover_port = _port_of(self.clover_url, 8090)
         merchants = ",".join(s.merchant_id for s in self.stores)
         services = [
@@ -154,7 +158,6 @@ class Demo:
             )
             for s in self.stores
         ]
-        services.append(Service("token-service", ("token-service",)))
         return services
 
     # -- after start -----------------------------------------------------------------

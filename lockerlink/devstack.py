@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from lockerlink.broker import ensure_topics
-from lockerlink.embedded import EmbeddedBroker, EmbeddedRedis, port_answers
+from lockerlink.embedded import (
+    EmbeddedBroker,
+    EmbeddedRedis,
+    die_with_parent,
+    port_answers,
+)
 from lockerlink.errors import ConfigError
 from lockerlink.redis_store import redis_answers
 from lockerlink.settings import Settings
@@ -153,6 +158,7 @@ class DevStack:
                 env={**self.service_env(), **service.env},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
         self.children = [(s, p) for s, p in self.children if s.name != service.name]
         self.children.append((service, process))
