@@ -44,7 +44,11 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "LOCKERLINK_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "LOCKERLINK_DATA_DIR": str(tmp_path / "data"),
         "LOCKERLINK_STATUS_PAGE_PORT": str(free_port()),
-        "LOCKERLINK_TOKEN_SERVICE_PORT": str(free_port()),
+        # every service `dev up` runs gets a port no other test uses
+        "LOCKERLINK_POLLER_WEBHOOK_PORT": str(free_port()),
+        "LOCKERLINK_TOKEN_SERVICE_PORT": str(token_port),
+        "LOCKERLINK_TOKEN_SERVICE_URL": f"https://127.0.0.1:{token_port}",
+        "LOCKERLINK_REDIS_KEY_PREFIX": f"devstack-{token_port}",
     }
 
 
