@@ -46,7 +46,11 @@ class _Merchant:
 
 
 class OrderBook:
-    """Orders per merchant; create, update and delete them; list them in order."""
+    """Orders per merchant; create, update and delete them; list them in order.
+
+    Each merchant's orders are kept in modifiedTime order (an update moves the order
+    to the end; a deletion leaves it in place, hidden), so listings need no sort.
+    """
 
     def __init__(self, ids: CloverIds, clock: Callable[[], float]) -> None:
         self._ids = ids
@@ -110,6 +114,8 @@ class OrderBook:
             record.doc["total"] = order_total_cents(record.doc["lineItems"])
         record.version += 1
         record.doc["modifiedTime"] = self._next_modified_ms(merchant)
+        # Keep the dict in modifiedTime order: a changed order moves to the end.
+        merchant.orders[order_id] = merchant.orders.pop(order_id)
         self._written(
             merchant_id, order_id, record.version, record.doc["modifiedTime"], "UPDATE"
         )
@@ -125,18 +131,27 @@ class OrderBook:
         self._written(merchant_id, order_id, record.version, now_ms, "DELETE")
 
     # -- reads ---------------------------------------------------------------------
-    def listing(self, merchant_id: str, keep: Callable[[Doc], bool]) -> list[Doc]:
-        """Live orders that ``keep`` accepts, by (modifiedTime, id); not copies."""
+    def listing(
+        self,
+        merchant_id: str,
+        keep: Callable[[Doc], bool],
+        since_ms: int | None = None,
+    ) -> list[Doc]:
+        """Live orders that ``keep`` accepts, by (modifiedTime, id); not copies.
+
+        ``since_ms`` (a lower bound on modifiedTime the caller already knows) lets
+        the scan start from the newest end and stop early.
+        """
         merchant = self._merchants.get(merchant_id)
         if merchant is None:
             return []
-        found = [
-            record.doc
-            for record in merchant.orders.values()
-            if not record.deleted and keep(record.doc)
+        if since_ms is None:
+            records: Iterable[_Record] = merchant.orders.values()
+        else:
+            records = _newer_than(merchant.orders, since_ms)
+        return [
+            record.doc for record in records if not record.deleted and keep(record.doc)
         ]
-        found.sort(key=lambda doc: (doc["modifiedTime"], doc["id"]))
-        return found
 
     def get(self, merchant_id: str, order_id: str) -> Doc | None:
         """A live order (not a copy), or None when unknown or deleted."""
@@ -192,6 +207,17 @@ class OrderBook:
         self._versions.append(OrderVersion(merchant_id, order_id, version, ts_ms, kind))
         for listener in self._listeners:
             listener(merchant_id, order_id, kind, ts_ms)
+
+
+def _newer_than(orders: dict[str, _Record], since_ms: int) -> list[_Record]:
+    """Records with modifiedTime >= since_ms, oldest first; orders are in order."""
+    newer: list[_Record] = []
+    for record in reversed(orders.values()):
+        if record.doc["modifiedTime"] < since_ms:
+            break
+        newer.append(record)
+    newer.reverse()
+    return newer
 
 
 def order_total_cents(line_items: list[Doc]) -> int:

@@ -124,11 +124,11 @@ class OrdersApi:
 
     async def list_orders(self, request: web.Request) -> web.Response:
         query = request.query
-        keep = parse_filters(query.getall("filter", []))
+        selection = parse_filters(query.getall("filter", []))
         expand = parse_expand(query.getall("expand", []), ORDER_EXPANSIONS)
         page = self._page(request)
         merchant_id = request.match_info["mId"]
-        found = self._book.listing(merchant_id, keep)
+        found = self._book.listing(merchant_id, selection.keep, selection.since_ms)
         chosen = found[page.offset : page.offset + page.limit]
         parts = [self._render.order_json(merchant_id, doc, expand) for doc in chosen]
         return web.Response(

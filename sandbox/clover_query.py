@@ -34,29 +34,46 @@ def _bad(message: str) -> Rejection:
     return Rejection(message, status=400, outcome="bad_request")
 
 
-def parse_filter(text: str) -> Predicate:
-    """One ``filter=`` value as a predicate on an order; 400 for anything else."""
+@dataclass(frozen=True)
+class Selection:
+    """What a list request's filters select: a predicate, and the lowest
+    modifiedTime it can accept (None when unbounded), to start a scan from."""
+
+    keep: Predicate
+    since_ms: int | None = None
+
+
+def parse_filter(text: str) -> Selection:
+    """One ``filter=`` value as a selection of orders; 400 for anything else."""
     time_match = _TIME_FILTER.match(text)
     if time_match:
-        compare = _COMPARISONS[time_match.group(1)]
-        bound_ms = int(time_match.group(2))
-        return lambda doc: bool(compare(doc["modifiedTime"], bound_ms))
+        op, bound_ms = time_match.group(1), int(time_match.group(2))
+        compare = _COMPARISONS[op]
+        since_ms = {">=": bound_ms, "=": bound_ms, ">": bound_ms + 1}.get(op)
+        return Selection(
+            lambda doc: bool(compare(doc["modifiedTime"], bound_ms)), since_ms
+        )
     in_match = _ID_IN_FILTER.match(text)
     if in_match:
         wanted = {part.strip() for part in in_match.group(1).split(",") if part.strip()}
-        return lambda doc: doc["id"] in wanted
+        return Selection(lambda doc: doc["id"] in wanted)
     eq_match = _ID_EQ_FILTER.match(text)
     if eq_match:
         only = eq_match.group(1)
-        return lambda doc: bool(doc["id"] == only)
+        return Selection(lambda doc: bool(doc["id"] == only))
     allowed = ", ".join(ALLOWED_FILTER_FIELDS)
     raise _bad(f"Unsupported filter {text!r}; filterable fields: {allowed}")
 
 
-def parse_filters(values: Iterable[str]) -> Predicate:
+def parse_filters(values: Iterable[str]) -> Selection:
     """Every ``filter=`` of a request, ANDed."""
-    predicates = [parse_filter(value) for value in values]
-    return lambda doc: all(predicate(doc) for predicate in predicates)
+    parts = [parse_filter(value) for value in values]
+    bounds = [part.since_ms for part in parts if part.since_ms is not None]
+    predicates = [part.keep for part in parts]
+    return Selection(
+        lambda doc: all(predicate(doc) for predicate in predicates),
+        max(bounds) if bounds else None,
+    )
 
 
 def parse_expand(values: Iterable[str], allowed: frozenset[str]) -> frozenset[str]:

@@ -288,3 +288,23 @@ async def test_malformed_bodies_get_400_with_a_message(
     assert broken.status == 400 and "JSON" in broken_body["message"]
     assert listed_status == 400
     assert missing.status == 400 and "refresh_token" in missing_body["message"]
+
+
+async def test_refresh_token_expires_and_recovery_window_closes(
+    clover_sandbox_factory: SandboxFactory,
+) -> None:
+    clock = ManualClock()
+    config = CloverConfig(refresh_token_lifetime_s=100, recovery_window_s=50)
+    sandbox = await clover_sandbox_factory(config, clock=clock)
+    merchant = sandbox.merchant_ids[0]
+    idle = sandbox.connect_merchant(merchant)
+    used = sandbox.connect_merchant(merchant)
+    async with aiohttp.ClientSession() as http:
+        status, _ = await _refresh(http, sandbox, used["refresh_token"])
+        assert status == 200
+        clock.advance(100)
+        expired, _ = await _refresh(http, sandbox, idle["refresh_token"])
+        too_late, _ = await _refresh(http, sandbox, used["refresh_token"], "recovery")
+    assert (expired, too_late) == (401, 401)
+    assert sandbox.calls.count("refresh", outcome="expired") == 1
+    assert sandbox.calls.count("recovery", outcome="expired") == 1

@@ -248,3 +248,21 @@ async def test_an_updated_order_is_served_in_its_new_version(
     assert before["state"] == "open" and len(before["lineItems"]["elements"]) == 1
     assert after["state"] == "locked" and len(after["lineItems"]["elements"]) == 2
     assert listed["elements"] == [after]
+
+
+async def test_listing_follows_modified_time_after_updates_and_deletions(
+    clover_sandbox: CloverSandbox,
+) -> None:
+    merchant = clover_sandbox.merchant_ids[0]
+    book = clover_sandbox.orders
+    first, second, third = (book.create(merchant, _order(t)) for t in "abc")
+    book.update(merchant, first["id"], {"state": "locked"})
+    book.delete(merchant, second["id"])
+    since = f"modifiedTime>={first['modifiedTime']}"
+    async with aiohttp.ClientSession() as http:
+        client = MerchantClient(http, clover_sandbox, merchant)
+        _, everything, _ = await client.get("/orders")
+        _, bounded, _ = await client.get("/orders", {"filter": since})
+    expected = [third["id"], first["id"]]
+    assert [o["id"] for o in everything["elements"]] == expected
+    assert [o["id"] for o in bounded["elements"]] == expected
