@@ -136,11 +136,15 @@ def _add_component_commands() -> None:
     # Components add their import here, e.g. `from streams.cli import stream`.
     from consumers.cli import deliver, dlq, replay
     from sandbox.cli import sandbox
+    from streams.cli import schemas_group, stream, transform
 
     cli.add_command(sandbox)
     cli.add_command(deliver)
     cli.add_command(replay)
     cli.add_command(dlq)
+    cli.add_command(stream)
+    cli.add_command(transform)
+    cli.add_command(schemas_group)
 
 
 def main() -> None:

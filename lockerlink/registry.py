@@ -17,6 +17,7 @@ must not need a restart). File shape::
           delivery: {source: platform_code, keypad: numeric, length: 5}
           platforms:
             grubhub: {source: platform_code, keypad: numeric, length: 4}
+        timezone: America/Toronto
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
 import yaml
@@ -96,6 +98,25 @@ class Store(_Frozen):
     merchant_ids: tuple[str, ...] = ()
     locker: LockerEndpoint | None = None
     pin_policy: PinPolicy = PinPolicy()
+    timezone: str | None = Field(
+        None,
+        description="IANA zone of the store, e.g. America/Toronto; reads the "
+        "pickup times staff and integrators write in order notes.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    def zone(self) -> ZoneInfo | None:
+        """The store's time zone, when configured."""
+        return ZoneInfo(self.timezone) if self.timezone else None
 
     @field_validator("store_id")
     @classmethod

@@ -153,6 +153,33 @@ class Settings(BaseSettings):
         description="YAML file mapping merchants to stores, lockers and PIN rules.",
     )
 
+    # -- Stream --------------------------------------------------------------------
+    stream_pin_hold_s: int = Field(
+        86_400,
+        ge=1,
+        description="How long a PIN stays reserved after its order's last event.",
+    )
+    stream_order_ttl_s: int = Field(
+        604_800,
+        ge=60,
+        description="How long the stream remembers an order's versions and PIN.",
+    )
+    stream_batch_max: int = Field(
+        500, ge=1, description="Most raw records the stream handles in one batch."
+    )
+    stream_session_timeout_s: float = Field(
+        30.0,
+        ge=1.0,
+        description="Kafka group session timeout of the stream worker; a member "
+        "silent this long loses its partitions.",
+    )
+    stream_web_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the Faust worker's web server; unset = off.",
+    )
+
     # -- Delivery to lockers ----------------------------------------------------------
     delivery_commit_interval_s: float = Field(
         1.0, gt=0, description="How often delivery commits the offsets lockers acked."

@@ -1,0 +1,233 @@
+"""The Faust worker: `clover.orders.raw` in, store topics and dead letters out.
+
+Batches of raw records go through the `OrderProcessor`; a batch's records are acked
+(and so their offsets committed) only after every output of the batch was
+acknowledged by the broker, so a crash replays the batch: the ledger then gives the
+same events again and consumers drop them by event id. Redis or broker trouble
+stops the line and retries the same batch; it never skips records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+
+from lockerlink.broker import ensure_topics
+from lockerlink.errors import DependencyError
+from lockerlink.keys import KeySpace
+from lockerlink.registry import Store, StoreRegistry, load_registry
+from lockerlink.settings import Settings
+from schemas.topics import CORE_TOPICS, RAW_ORDERS, TopicSpec, store_of_topic
+from streams.ledger import RedisLedger
+from streams.processor import OrderProcessor
+from streams.record import Output, RawRecord
+
+log = logging.getLogger(__name__)
+
+APP_ID = "lockerlink-stream"
+BATCH_WITHIN_S = 0.05
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
+HEARTBEATS_PER_SESSION = 4
+
+
+class StoreTopics:
+    """Creates each store's topic the first time the stream writes to it."""
+
+    def __init__(self, bootstrap_servers: str, partitions: int) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.partitions = partitions
+        self._known: set[str] = set()
+
+    async def ensure(self, outputs: Sequence[Output]) -> None:
+        missing = {
+            out.topic
+            for out in outputs
+            if out.topic not in self._known and store_of_topic(out.topic)
+        }
+        if not missing:
+            return
+        await ensure_topics(
+            self.bootstrap_servers,
+            [TopicSpec(name) for name in sorted(missing)],
+            self.partitions,
+        )
+        self._known |= missing
+
+
+def _headers(message: Any) -> tuple[tuple[str, bytes], ...]:
+    raw = message.headers or ()
+    items = raw.items() if isinstance(raw, dict) else raw
+    return tuple((str(k), v if isinstance(v, bytes) else b"") for k, v in items)
+
+
+def raw_record(event: Any) -> RawRecord:
+    """A Faust event as the processor's record."""
+    message = event.message
+    timestamp_s = message.timestamp
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=_headers(message),
+        timestamp_ms=int(timestamp_s * 1000) if timestamp_s else None,
+    )
+
+
+class StreamWorker:
+    """Processes batches and produces their outputs, retrying until both succeed."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: StoreRegistry,
+        keyspace: KeySpace | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.keyspace = keyspace or KeySpace()
+        self.topics = StoreTopics(
+            settings.kafka_bootstrap_servers, settings.kafka_topic_partitions
+        )
+        self._redis: aioredis.Redis | None = None
+        self._processor: OrderProcessor | None = None
+
+    def processor(self) -> OrderProcessor:
+        """The processor, with its Redis client made in the running loop."""
+        if self._processor is None:
+            self._redis = aioredis.Redis.from_url(self.settings.redis_url)
+            redis = self._redis
+            ledger = RedisLedger(
+                redis,
+                self.keyspace,
+                pin_hold_s=self.settings.stream_pin_hold_s,
+                order_ttl_s=self.settings.stream_order_ttl_s,
+            )
+
+            async def resolve(merchant_id: str) -> Store | None:
+                return await self.registry.resolve_merchant(
+                    redis, self.keyspace, merchant_id
+                )
+
+            self._processor = OrderProcessor(resolve, ledger)
+        return self._processor
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+            self._processor = None
+
+    async def outputs_of(self, records: Sequence[RawRecord]) -> list[Output]:
+        """The batch's outputs, waiting out Redis or broker trouble."""
+        delay_s = RETRY_FIRST_S
+        while True:
+            try:
+                outputs = await self.processor().process(records)
+                await self.topics.ensure(outputs)
+                return outputs
+            except DependencyError as exc:
+                log.warning(
+                    "batch waits for a dependency: %s",
+                    exc.message,
+                    extra={"topic": RAW_ORDERS, "records": len(records)},
+                )
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, RETRY_MAX_S)
+
+
+def make_app(
+    settings: Settings,
+    registry: StoreRegistry | None = None,
+    *,
+    keyspace: KeySpace | None = None,
+    app_id: str = APP_ID,
+) -> faust.App:
+    """The Faust app of the stream, configured for a broker without transactions."""
+    servers = [
+        f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")
+    ]
+    web_port = settings.stream_web_port
+    session_s = settings.stream_session_timeout_s
+    datadir = settings.data_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id,
+        broker=servers,
+        processing_guarantee="at_least_once",
+        producer_enable_idempotence=False,
+        producer_acks=-1,
+        web_enabled=web_port is not None,
+        web_port=web_port or 6066,
+        web_host="127.0.0.1",
+        topic_partitions=settings.kafka_topic_partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        datadir=str(datadir),
+        autodiscover=False,
+        broker_commit_interval=1.0,
+        broker_session_timeout=session_s,
+        broker_rebalance_timeout=session_s,
+        broker_heartbeat_interval=session_s / HEARTBEATS_PER_SESSION,
+    )
+    worker = StreamWorker(
+        settings,
+        registry
+        if registry is not None
+        else load_registry(settings.store_registry_path),
+        keyspace,
+    )
+    raw = app.topic(
+        RAW_ORDERS,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    async def transform_orders(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.stream_batch_max, within=BATCH_WITHIN_S
+        ):
+            records = [raw_record(event) for event in events]
+            await _produce(app, await worker.outputs_of(records))
+
+    app.agent(raw, name="transform-orders")(transform_orders)
+
+    async def _close(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await worker.close()
+
+    app.on_before_shutdown.connect(_close)
+
+    return app
+
+
+async def _produce(app: faust.App, outputs: Sequence[Output]) -> None:
+    """Send the outputs in order and wait until the broker acknowledged all."""
+    futures = [
+        await app.producer.send(out.topic, out.key, out.value, None, None, None)
+        for out in outputs
+    ]
+    await asyncio.gather(*futures)
+
+
+async def prepare_topics(settings: Settings) -> None:
+    """The core topics must exist before the worker subscribes."""
+    await ensure_topics(
+        settings.kafka_bootstrap_servers, CORE_TOPICS, settings.kafka_topic_partitions
+    )
+
+
+def run_stream(settings: Settings) -> None:
+    """Run the stream worker until SIGINT or SIGTERM."""
+    asyncio.run(prepare_topics(settings))
+    app = make_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+    worker.execute_from_commandline()

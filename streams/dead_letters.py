@@ -1,0 +1,91 @@
+"""Dead letters of the stream: the envelope, the count, and the Sentry report.
+
+A record that cannot become a locker order is kept whole on `lockers.dead-letter`
+with why, so it can be re-driven after a fix. Sentry hears the reason and where the
+record sits, never its payload: an order holds names and phone numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import sentry_sdk
+from prometheus_client import Counter
+
+from schemas.dead_letter import DeadLetter
+from schemas.topics import DEAD_LETTER
+from streams.record import Output, RawRecord
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "stream"
+
+DEAD_LETTERS = Counter(
+    "lockerlink_stream_dead_letters_total",
+    "Raw order records the stream set aside on the dead-letter topic.",
+    ["reason"],
+)
+
+
+def _safe_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def dead_letter(
+    record: RawRecord,
+    *,
+    reason: str,
+    detail: str,
+    error_class: str,
+    merchant_id: str | None = None,
+    store_id: str | None = None,
+) -> Output:
+    """The dead-letter record for ``record``; counts it and tells Sentry."""
+    envelope = DeadLetter(
+        reason=reason,
+        detail=detail,
+        error_class=error_class,
+        component=COMPONENT,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        original_key_b64=None if record.key is None else DeadLetter.encode(record.key),
+        original_value_b64=DeadLetter.encode(record.value or b""),
+        original_headers=tuple((k, _safe_text(v)) for k, v in record.headers),
+        store_id=store_id,
+        merchant_id=merchant_id,
+        at=datetime.now(UTC),
+    )
+    DEAD_LETTERS.labels(reason=reason).inc()
+    _report(envelope)
+    log.warning(
+        "record dead-lettered: %s",
+        reason,
+        extra={
+            "reason": reason,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "merchant_id": merchant_id,
+            "store_id": store_id,
+        },
+    )
+    key = (merchant_id or "").encode() or None
+    return Output(DEAD_LETTER, key, envelope.model_dump_json().encode())
+
+
+def _report(envelope: DeadLetter) -> None:
+    """Tell Sentry (when configured) the reason and position, not the payload."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("component", COMPONENT)
+        scope.set_tag("reason", envelope.reason)
+        scope.set_tag("error_class", envelope.error_class)
+        scope.set_tag("source_topic", envelope.source_topic)
+        scope.set_tag("merchant_id", envelope.merchant_id or "")
+        scope.set_tag("store_id", envelope.store_id or "")
+        scope.set_extra("source_partition", envelope.source_partition)
+        scope.set_extra("source_offset", envelope.source_offset)
+        sentry_sdk.capture_message(
+            f"stream dead letter: {envelope.reason}", level="warning"
+        )

@@ -1,0 +1,29 @@
+"""Records in and out of the stream, independent of the Kafka client that moves them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.raw_order import KafkaHeaders
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One record read from `clover.orders.raw`, with where it sits."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: KafkaHeaders = ()
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """One record the stream produces: a locker order event or a dead letter."""
+
+    topic: str
+    key: bytes | None
+    value: bytes

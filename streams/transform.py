@@ -1,0 +1,235 @@
+"""The pure transform: one raw Clover record into a locker order draft, no I/O.
+
+`read_record` turns the bytes on `clover.orders.raw` into a lenient `CloverOrder` or
+a `DeleteMarker`; `draft_order` turns an order into an `OrderDraft`: everything the
+locker order event holds except what needs memory of earlier versions (the event
+type and the PIN). `finish` adds those. Input that cannot become a locker order
+raises `InputError` with a machine-readable reason, never anything else: the stream
+dead-letters it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lockerlink.errors import InputError
+from lockerlink.registry import Store
+from schemas.clover import CloverOrder, NotAnOrder
+from schemas.locker_order import (
+    Customer,
+    EventType,
+    Item,
+    LockerOrderEvent,
+    Pickup,
+    PinPolicyName,
+    Source,
+    make_event_id,
+)
+from schemas.raw_order import DeleteMarker
+from streams.items import order_items
+from streams.origin import Origin, find_origin
+from streams.pin import PinPlan, plan_pin
+
+
+class Reason(StrEnum):
+    """Why a record went to the dead-letter topic."""
+
+    INVALID_JSON = "invalid_json"
+    NOT_AN_ORDER = "not_an_order"
+    MISSING_ORDER_ID = "missing_order_id"
+    MISSING_VERSION = "missing_version"
+    BAD_TIMESTAMP = "bad_timestamp"
+    NO_MERCHANT = "no_merchant"
+    NO_STORE = "no_store"
+    PIN_SPACE_EXHAUSTED = "pin_space_exhausted"
+    INVALID_EVENT = "invalid_event"
+    INTERNAL_ERROR = "internal_error"
+
+
+DEFAULT_CURRENCY = "USD"
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CANCELLED_STATES = frozenset({"deleted", "voided", "void", "cancelled", "canceled"})
+_MAX_NOTE_CHARS = 1000
+# A promised time more than this before the order was placed means the next day.
+_READY_SLACK = timedelta(hours=2)
+
+
+class OrderDraft(BaseModel):
+    """One order version as the locker will see it, minus event type and PIN."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store_id: str
+    merchant_id: str
+    order_id: str
+    order_version: int = Field(ge=0)
+    placed_at: datetime
+    source: Source
+    customer: Customer
+    ready_by: datetime | None
+    items: tuple[Item, ...]
+    total_cents: int
+    currency: str
+    note: str | None
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Drafted:
+    """A draft with the PINs it may get."""
+
+    draft: OrderDraft
+    pin_plan: PinPlan
+
+
+def read_record(value: bytes | None) -> CloverOrder | DeleteMarker:
+    """The raw record's value as an order or a delete marker."""
+    if value is None:
+        raise InputError("record has no value", reason=Reason.NOT_AN_ORDER)
+    try:
+        data = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(
+            f"value is not JSON: {exc}", reason=Reason.INVALID_JSON
+        ) from exc
+    if isinstance(data, dict) and data.get("deleted") is True:
+        try:
+            return DeleteMarker.model_validate(data)
+        except ValidationError as exc:
+            raise InputError(
+                "delete marker without order id or merchant id",
+                reason=Reason.NOT_AN_ORDER,
+            ) from exc
+    try:
+        return CloverOrder.parse(data)
+    except NotAnOrder as exc:
+        raise InputError(str(exc), reason=Reason.NOT_AN_ORDER) from exc
+
+
+def _utc_from_ms(epoch_ms: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise InputError(
+            f"time {epoch_ms} ms is out of range", reason=Reason.BAD_TIMESTAMP
+        ) from exc
+
+
+def _ready_by(
+    clock: tuple[int, int] | None, placed_at: datetime, tz: tzinfo | None
+) -> datetime | None:
+    """The promised time on the day the order was placed, in the store's zone."""
+    if clock is None or tz is None:
+        return None
+    local = placed_at.astimezone(tz)
+    ready = local.replace(hour=clock[0], minute=clock[1], second=0, microsecond=0)
+    if ready < local - _READY_SLACK:
+        ready += timedelta(days=1)
+    return ready.astimezone(UTC)
+
+
+def is_cancelled(order: CloverOrder) -> bool:
+    """Whether the order was deleted or voided in Clover."""
+    if order.deleted or order.voided:
+        return True
+    states = {(order.state or "").lower(), (order.payment_state or "").lower()}
+    return bool(states & _CANCELLED_STATES)
+
+
+def _currency(order: CloverOrder) -> str:
+    code = (order.currency or "").upper()
+    return code if _CURRENCY.match(code) else DEFAULT_CURRENCY
+
+
+def _total_cents(order: CloverOrder, items: tuple[Item, ...]) -> int:
+    if order.total is not None:
+        return order.total
+    return round(sum(item.price_cents * item.quantity for item in items))
+
+
+def _source(origin: Origin) -> Source:
+    return Source(
+        channel=origin.channel,
+        platform=origin.platform,
+        platform_order_code=origin.platform_order_code,
+    )
+
+
+def draft_order(
+    order: CloverOrder, *, store: Store, merchant_id: str, tz: tzinfo | None = None
+) -> Drafted:
+    """The locker order draft of ``order`` for ``store``, and its PIN plan."""
+    if not order.id:
+        raise InputError("order has no id", reason=Reason.MISSING_ORDER_ID)
+    version = order.modified_time
+    if version is None or version < 0:
+        raise InputError(
+            f"order {order.id} has no modifiedTime", reason=Reason.MISSING_VERSION
+        )
+    placed_ms = order.client_created_time or order.created_time or version
+    placed_at = _utc_from_ms(placed_ms)
+    origin = find_origin(order)
+    items = order_items(order.line_items)
+    note = order.note[:_MAX_NOTE_CHARS] if order.note else None
+    try:
+        draft = OrderDraft(
+            store_id=store.store_id,
+            merchant_id=merchant_id,
+            order_id=order.id,
+            order_version=version,
+            placed_at=placed_at,
+            source=_source(origin),
+            customer=Customer(display_name=origin.customer_name),
+            ready_by=_ready_by(origin.ready_clock, placed_at, tz),
+            items=items,
+            total_cents=_total_cents(order, items),
+            currency=_currency(order),
+            note=note,
+            cancelled=is_cancelled(order),
+        )
+    except ValidationError as exc:
+        raise InputError(
+            f"order {order.id} does not fit the locker order: {exc.errors()[0]['msg']}",
+            reason=Reason.INVALID_EVENT,
+        ) from exc
+    rule = store.pin_policy.rule_for(origin.channel, origin.platform)
+    plan = plan_pin(rule, origin, store_id=store.store_id, order_id=order.id)
+    return Drafted(draft, plan)
+
+
+def finish(
+    draft: OrderDraft, *, event_type: EventType, pin: str, policy: PinPolicyName
+) -> LockerOrderEvent:
+    """The locker order event of ``draft`` with the ledger's event type and PIN."""
+    kind = EventType.CANCELLED if draft.cancelled else event_type
+    try:
+        return LockerOrderEvent(
+            event_id=make_event_id(
+                draft.merchant_id, draft.order_id, draft.order_version, kind.value
+            ),
+            event_type=kind,
+            store_id=draft.store_id,
+            merchant_id=draft.merchant_id,
+            order_id=draft.order_id,
+            order_version=draft.order_version,
+            placed_at=draft.placed_at,
+            source=draft.source,
+            customer=draft.customer,
+            pickup=Pickup(pin=pin, pin_policy=policy, ready_by=draft.ready_by),
+            items=draft.items,
+            total_cents=draft.total_cents,
+            currency=draft.currency,
+            note=draft.note,
+        )
+    except ValidationError as exc:
+        raise InputError(
+            f"order {draft.order_id} does not fit the locker order: "
+            f"{exc.errors()[0]['msg']}",
+            reason=Reason.INVALID_EVENT,
+        ) from exc
