@@ -121,6 +121,9 @@ class DeliveryService:
             session_timeout_ms=int(self.options.session_timeout_s * 1000),
             heartbeat_interval_ms=max(100, int(self.options.session_timeout_s * 250)),
             max_partition_fetch_bytes=256 * 1024,
+            # A broker may hold a fetch for its whole wait even when records arrive
+            # (the embedded Tansu does), and that wait is every event's latency.
+            fetch_max_wait_ms=100,
         )
         if self.topics:
             consumer.subscribe(topics=list(self.topics), listener=_Rebalance(self))
