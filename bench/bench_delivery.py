@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -374,10 +375,16 @@ async def run() -> Section:
         "Delivery to lockers (100 stores, 5 ms lockers)",
         ".venv/bin/python -m bench delivery",
     )
+    load_before = os.getloadavg()[0]
     with _stack() as bootstrap, LockerFarm(STORES, LOCKER_LATENCY_MS) as farm:
         await _throughput(bootstrap, farm, section)
         await _isolation(bootstrap, farm, section)
         await _backlog(bootstrap, farm, section)
+    section.notes.append(
+        f"Machine load average (1 min) {load_before:.1f} before the run and "
+        f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores shared with the "
+        "rest of the team: figures taken under that load."
+    )
     section.notes.append(
         "Lockers run in a child process; broker, lockers and delivery share the same "
         "2 shared cores, so the HTTP baseline is the ceiling delivery can reach here."
