@@ -138,8 +138,11 @@ def _add_component_commands() -> None:
     from producers.cli import poller
     from sandbox.cli import sandbox
     from streams.cli import schemas_group, stream, transform
+    from token_service.cli import COMMANDS as TOKEN_SERVICE_COMMANDS
 
     cli.add_command(sandbox)
+    for command in TOKEN_SERVICE_COMMANDS:
+        cli.add_command(command)
     cli.add_command(deliver)
     cli.add_command(replay)
     cli.add_command(dlq)
