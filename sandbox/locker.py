@@ -354,7 +354,7 @@ class LockerApp:
     async def put_faults(self, request: web.Request) -> web.Response:
         try:
             faults = LockerFaults.model_validate(await request.json())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return _error(400, "malformed_json", str(exc))
         except ValidationError as exc:
             return _error(422, "invalid_faults", exc.errors(include_url=False))
