@@ -149,6 +149,7 @@ def make_app(
     *,
     keyspace: KeySpace | None = None,
     app_id: str = APP_ID,
+    raw_topic: str = RAW_ORDERS,
 ) -> faust.App:
     """The Faust app of the stream, configured for a broker without transactions."""
     servers = [
@@ -185,7 +186,7 @@ def make_app(
         keyspace,
     )
     raw = app.topic(
-        RAW_ORDERS,
+        raw_topic,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
