@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -150,8 +150,14 @@ def make_app(
     keyspace: KeySpace | None = None,
     app_id: str = APP_ID,
     raw_topic: str = RAW_ORDERS,
+    on_batch: Callable[[], None] | None = None,
+    on_produced: Callable[[int], None] | None = None,
 ) -> faust.App:
-    """The Faust app of the stream, configured for a broker without transactions."""
+    """The Faust app of the stream, configured for a broker without transactions.
+
+    ``on_batch`` and ``on_produced`` let a caller watch the work: called when a batch
+    arrives, and with the number of outputs once the broker acknowledged them.
+    """
     servers = [
         f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")
     ]
@@ -197,8 +203,13 @@ def make_app(
         async for events in stream.take_events(
             settings.stream_batch_max, within=BATCH_WITHIN_S
         ):
+            if on_batch is not None:
+                on_batch()
             records = [raw_record(event) for event in events]
-            await _produce(app, await worker.outputs_of(records))
+            outputs = await worker.outputs_of(records)
+            await _produce(app, outputs)
+            if on_produced is not None:
+                on_produced(len(outputs))
 
     app.agent(raw, name="transform-orders")(transform_orders)
 
