@@ -21,6 +21,7 @@ from lockerlink.broker import ensure_topics
 from lockerlink.errors import DependencyError
 from lockerlink.keys import KeySpace
 from lockerlink.registry import Store, StoreRegistry, load_registry
+from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
 from schemas.topics import CORE_TOPICS, RAW_ORDERS, TopicSpec, store_of_topic
 from streams.ledger import RedisLedger
@@ -239,6 +240,7 @@ async def prepare_topics(settings: Settings) -> None:
 
 def run_stream(settings: Settings) -> None:
     """Run the stream worker until SIGINT or SIGTERM."""
+    init_sentry(settings, component="stream")
     asyncio.run(prepare_topics(settings))
     app = make_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)

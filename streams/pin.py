@@ -19,7 +19,7 @@ from lockerlink.registry import Keypad, PinRule
 from schemas.locker_order import Channel, PinPolicyName
 from streams.origin import Origin
 
-CANDIDATES = 12
+CANDIDATES = 6
 MIN_PIN_LENGTH = 3
 
 _KEYPAD = {
