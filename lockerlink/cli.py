@@ -135,13 +135,18 @@ def _add_component_commands() -> None:
     """Attach each component's commands; each component owns its own module."""
     # Components add their import here, e.g. `from streams.cli import stream`.
     from consumers.cli import deliver, dlq, replay
+    from producers.cli import poller
     from sandbox.cli import sandbox
     from streams.cli import schemas_group, stream, transform
+    from token_service.cli import COMMANDS as TOKEN_SERVICE_COMMANDS
 
     cli.add_command(sandbox)
+    for command in TOKEN_SERVICE_COMMANDS:
+        cli.add_command(command)
     cli.add_command(deliver)
     cli.add_command(replay)
     cli.add_command(dlq)
+    cli.add_command(poller)
     cli.add_command(stream)
     cli.add_command(transform)
     cli.add_command(schemas_group)

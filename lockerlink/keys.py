@@ -71,6 +71,18 @@ class KeySpace:
     def clover_budget(self, scope: str) -> str:
         return self._key("clover", "budget", scope)
 
+    def poller_members(self) -> str:
+        return self._key("poll", "members")
+
+    def webhook_pending(self, merchant_id: str) -> str:
+        return self._key("poll", "pending", merchant_id)
+
+    def poller_wake_channel(self) -> str:
+        return self._key("poll", "wake")
+
+    def publish_journal(self, merchant_id: str) -> str:
+        return self._key("poll", "journal", merchant_id)
+
     # operations
     def status_polls(self) -> str:
         return self._key("status", "polls")

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0",
         description="Redis URL; `dev up` starts an embedded Valkey if none answers.",
     )
+    redis_key_prefix: str = Field(
+        "ll",
+        min_length=1,
+        description="Prefix of every Redis key, so deployments can share one Redis.",
+    )
 
     # -- Clover -------------------------------------------------------------------
     clover_api_base_url: AnyHttpUrl = Field(
@@ -145,6 +150,53 @@ class Settings(BaseSettings):
     status_page_host: str = Field("127.0.0.1", description="Status page bind host.")
     status_page_port: int = Field(
         8088, ge=0, le=65535, description="Status page port (HTTP, admin credential)."
+    )
+
+    # -- Poller ------------------------------------------------------------------
+    poller_interval_s: float = Field(
+        5.0, gt=0, description="Shortest time between two polls of one merchant."
+    )
+    poller_lookback_s: float = Field(
+        30.0, ge=0, description="Overlap each poll re-reads before its cursor."
+    )
+    poller_safety_lag_s: float = Field(
+        2.0, ge=0, description="How far behind a poll's start its cursor stays."
+    )
+    poller_backfill_s: float = Field(
+        86400.0, ge=0, description="History the first poll of a new merchant reads."
+    )
+    poller_page_size: int = Field(
+        100, ge=1, le=1000, description="Orders per Clover page (limit)."
+    )
+    poller_app_requests_per_s: float = Field(
+        40.0, gt=0, description="Clover requests/s for the whole app (Clover: 50)."
+    )
+    poller_app_concurrency: int = Field(
+        8, ge=1, description="Concurrent Clover requests for the app (Clover: 10)."
+    )
+    poller_merchant_requests_per_s: float = Field(
+        12.0, gt=0, description="Clover requests/s per merchant (Clover: 16)."
+    )
+    poller_merchant_concurrency: int = Field(
+        4, ge=1, description="Concurrent Clover requests per merchant (Clover: 5)."
+    )
+    poller_backoff_max_s: float = Field(
+        60.0, gt=0, description="Longest wait between retries of a failing merchant."
+    )
+    poller_lease_ttl_s: float = Field(
+        15.0, gt=0, description="Life of a merchant lease a dead poller leaves behind."
+    )
+    poller_webhook_host: str = Field(
+        "127.0.0.1", description="Bind host of the poller's Clover webhook endpoint."
+    )
+    poller_webhook_port: int = Field(
+        8092, ge=0, le=65535, description="Port of the Clover webhook endpoint."
+    )
+    poller_webhook_debounce_s: float = Field(
+        0.05, ge=0, description="Wait that folds a burst of webhooks into one fetch."
+    )
+    poller_published_retention_s: float = Field(
+        604800.0, gt=0, description="How long published order versions are remembered."
     )
 
     # -- Stores ----------------------------------------------------------------------

@@ -43,6 +43,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "LOCKERLINK_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "LOCKERLINK_DATA_DIR": str(tmp_path / "data"),
         "LOCKERLINK_STATUS_PAGE_PORT": str(free_port()),
+        "LOCKERLINK_TOKEN_SERVICE_PORT": str(free_port()),
     }
 
 

@@ -1,0 +1,208 @@
+"""One poller process put together: Kafka producer, Redis, Clover client, webhooks.
+
+`PollerProcess` builds every part from the settings, starts the service and the
+webhook endpoint, and on stop hands its merchants back before closing anything.
+The token source and the list of merchants come from outside, so tests and the CLI
+choose them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection
+
+import aiohttp
+from aiohttp import web
+
+from lockerlink.broker import make_producer
+from lockerlink.keys import KeySpace
+from lockerlink.redis_store import connect_redis
+from lockerlink.settings import Settings
+from lockerlink.status import StatusBoard
+from producers.budget import BudgetLimits, CloverBudget
+from producers.clover_client import CloverClient
+from producers.cursor import CursorStore
+from producers.customers import CustomerCache
+from producers.health import AlertHook, Backoff, CloverBreaker, log_only
+from producers.inbox import WebhookInbox
+from producers.journal import PublishJournal, TopicReader
+from producers.lease import LeaseTable
+from producers.ledger import PublishedLedger
+from producers.poller import MerchantPoller, PollWindow
+from producers.publisher import RawPublisher
+from producers.service import Cadence, PollerService
+from producers.token_source import TokenSource
+from producers.webhooks import WEBHOOK_PATH, WebhookReceiver
+from schemas.topics import RAW_ORDERS
+
+log = logging.getLogger(__name__)
+
+
+def new_owner_id() -> str:
+    """A name for this process in leases: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def budget_limits(settings: Settings) -> BudgetLimits:
+    return BudgetLimits(
+        app_requests_per_s=settings.poller_app_requests_per_s,
+        app_concurrency=settings.poller_app_concurrency,
+        merchant_requests_per_s=settings.poller_merchant_requests_per_s,
+        merchant_concurrency=settings.poller_merchant_concurrency,
+    )
+
+
+def poll_window(settings: Settings) -> PollWindow:
+    return PollWindow(
+        lookback_ms=int(settings.poller_lookback_s * 1000),
+        safety_lag_ms=int(settings.poller_safety_lag_s * 1000),
+        backfill_ms=int(settings.poller_backfill_s * 1000),
+        page_size=settings.poller_page_size,
+    )
+
+
+class PollerProcess:
+    """Everything one `lockerlink poller` runs, started and stopped as one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenSource,
+        merchants: Callable[[], Awaitable[Collection[str]]],
+        *,
+        keys: KeySpace | None = None,
+        topic: str = RAW_ORDERS,
+        alert_hook: AlertHook = log_only,
+        serve_webhooks: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.owner = new_owner_id()
+        self._tokens = tokens
+        self._merchants = merchants
+        self._keys = keys or KeySpace()
+        self._topic = topic
+        self._hook = alert_hook
+        self._serve_webhooks = serve_webhooks
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self.webhook_url: str | None = None
+
+    async def start(self) -> None:
+        """Connect to Kafka, Redis and Clover; start polling and serving webhooks."""
+        settings = self.settings
+        self.redis = connect_redis(settings.redis_url)
+        self.producer = make_producer(settings.kafka_bootstrap_servers)
+        await self.producer.start()
+        self.session = aiohttp.ClientSession()
+        self._build()
+        self._task = asyncio.create_task(self.service.run())
+        if self._serve_webhooks:
+            await self._start_webhooks()
+        log.info(
+            "poller started",
+            extra={"owner": self.owner, "webhooks": self.webhook_url or "off"},
+        )
+
+    def _build(self) -> None:
+        settings = self.settings
+        backoff = Backoff(
+            base_s=min(0.5, settings.poller_interval_s),
+            max_s=settings.poller_backoff_max_s,
+        )
+        self.budget = CloverBudget(self.redis, self._keys, budget_limits(settings))
+        self.breaker = CloverBreaker(self._hook, backoff)
+        self.client = CloverClient(
+            self.session,
+            str(settings.clover_api_base_url),
+            self._tokens,
+            self.budget,
+            self.breaker,
+            timeout_s=settings.clover_timeout_s,
+            clock=self._clock,
+        )
+        self.publisher = RawPublisher(self.producer, self._topic)
+        self.inbox = WebhookInbox(self.redis, self._keys)
+        self.poller = MerchantPoller(
+            self.client,
+            self.publisher,
+            PublishedLedger(
+                self.redis, self._keys, settings.poller_published_retention_s
+            ),
+            CursorStore(self.redis, self._keys),
+            self.inbox,
+            CustomerCache(self.client),
+            poll_window(settings),
+            self.owner,
+            PublishJournal(self.redis, self._keys),
+            TopicReader(settings.kafka_bootstrap_servers, self._topic),
+            clock=self._clock,
+        )
+        self.service = PollerService(
+            self.poller,
+            self.client,
+            LeaseTable(self.redis, self._keys, self.owner, settings.poller_lease_ttl_s),
+            self.inbox,
+            self.redis,
+            self._merchants,
+            Cadence(
+                interval_s=settings.poller_interval_s,
+                debounce_s=settings.poller_webhook_debounce_s,
+                rebalance_s=settings.poller_lease_ttl_s / 3,
+                app_requests_per_s=settings.poller_app_requests_per_s
+                * self.budget.limits.poll_share,
+                stop_timeout_s=settings.clover_timeout_s,
+            ),
+            self._hook,
+            backoff,
+            StatusBoard(self.redis, self._keys),
+        )
+        auth = settings.clover_webhook_auth_code
+        self.receiver = WebhookReceiver(
+            self.inbox,
+            auth.get_secret_value() if auth is not None else None,
+            lambda: self.service.known,
+        )
+
+    async def _start_webhooks(self) -> None:
+        runner = web.AppRunner(self.receiver.app(), access_log=None)
+        await runner.setup()
+        host = self.settings.poller_webhook_host
+        site = web.TCPSite(runner, host, self.settings.poller_webhook_port)
+        await site.start()
+        self._runner = runner
+        port = runner.addresses[0][1]
+        self.webhook_url = f"http://{host}:{port}{WEBHOOK_PATH}"
+
+    async def stop(self) -> None:
+        """Hand merchants back, then close webhooks, Kafka, Clover and Redis."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._task is not None:
+            self.service.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        # A start that failed half-way leaves only some of these behind.
+        if hasattr(self, "session"):
+            await self.session.close()
+        if hasattr(self, "producer"):
+            await self.producer.stop()
+        if hasattr(self, "redis"):
+            await self.redis.aclose()
+        log.info("poller stopped", extra={"owner": self.owner})
+
+    async def __aenter__(self) -> PollerProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
