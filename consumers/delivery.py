@@ -100,6 +100,12 @@ class DeliveryService:
         """Stores whose locker is failing (breaker open)."""
         return {store for store, lane in self.lanes.items() if lane.held}
 
+    def assigned_stores(self) -> set[str]:
+        """Stores whose partitions this process holds right now."""
+        if self._consumer is None:
+            return set()
+        return {store_of_topic(tp.topic) or "" for tp in self._consumer.assignment()}
+
     def paused_stores(self) -> set[str]:
         """Stores whose partitions are paused right now."""
         return set(self._paused)
