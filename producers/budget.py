@@ -32,10 +32,12 @@ from lockerlink.redis_store import RedisUnavailable
 WINDOW_MS = 1000
 
 # KEYS: app rate, app holds, app hold-off, merchant rate, merchant holds,
-#       merchant hold-off
+#       merchant hold-off, app probe, merchant probe
 # ARGV: app rps, app concurrency, merchant rps, merchant concurrency, request id,
 #       hold ttl ms, share of the rate this request may use (0..1]
-# Returns {1, 0} when taken, {0, wait_ms} when the caller must wait.
+# Returns {1, 0, probing} when taken, {0, wait_ms, 0} when the caller must wait.
+# After a hold-off, a scope lets one request through (the probe) until one
+# succeeds, so a 429 is not answered with a burst of requests at its end.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -45,7 +47,15 @@ for _, i in ipairs({3, 6}) do
   local until_ms = tonumber(redis.call('GET', KEYS[i]) or '0')
   if until_ms > now then wait = math.max(wait, until_ms - now) end
 end
-if wait > 0 then return {0, wait} end
+if wait > 0 then return {0, wait, 0} end
+local probing = 0
+for _, pair in ipairs({{7, 2}, {8, 5}}) do
+  if redis.call('EXISTS', KEYS[pair[1]]) == 1 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[pair[2]], '-inf', now)
+    if redis.call('ZCARD', KEYS[pair[2]]) > 0 then return {0, 5, 0} end
+    probing = 1
+  end
+end
 local share = tonumber(ARGV[7])
 for _, pair in ipairs({{1, 1}, {4, 3}}) do
   local key = KEYS[pair[1]]
@@ -63,7 +73,7 @@ for _, pair in ipairs({{2, 2}, {5, 4}}) do
     wait = math.max(wait, 5)
   end
 end
-if wait > 0 then return {0, wait} end
+if wait > 0 then return {0, wait, 0} end
 local ttl = tonumber(ARGV[6])
 for _, i in ipairs({1, 4}) do
   redis.call('ZADD', KEYS[i], now, ARGV[5])
@@ -73,10 +83,11 @@ for _, i in ipairs({2, 5}) do
   redis.call('ZADD', KEYS[i], now + ttl, ARGV[5])
   redis.call('PEXPIRE', KEYS[i], ttl * 2)
 end
-return {1, 0}
+return {1, 0, probing}
 """
 
-# KEYS: the hold-off key; ARGV: milliseconds to hold off. Never shortens a hold-off.
+# KEYS: the hold-off key, the probe key; ARGV: milliseconds to hold off.
+# Never shortens a hold-off; the probe mark outlives it until a success clears it.
 _HOLD_OFF = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -85,6 +96,7 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if until_ms > current then
   redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 1000)
 end
+redis.call('SET', KEYS[2], 1, 'PX', tonumber(ARGV[1]) + 10000)
 return until_ms
 """
 
@@ -157,6 +169,16 @@ class PriorityGate:
         self._free += 1
 
 
+@dataclass
+class Slot:
+    """One request's place in the budget; say whether Clover accepted it."""
+
+    request_id: str
+    keys: list[str]
+    probing: bool = False
+    succeeded: bool = False
+
+
 class CloverBudget:
     """Takes and gives back Clover request slots for the app and one merchant."""
 
@@ -178,23 +200,28 @@ class CloverBudget:
         ]
 
     def _keys_for(self, merchant_id: str) -> list[str]:
-        return self._scope_keys("app") + self._scope_keys(f"merchant:{merchant_id}")
+        merchant = f"merchant:{merchant_id}"
+        return [
+            *self._scope_keys("app"),
+            *self._scope_keys(merchant),
+            self._keys.clover_budget("app:probe"),
+            self._keys.clover_budget(f"{merchant}:probe"),
+        ]
 
     @contextlib.asynccontextmanager
     async def request(
         self, merchant_id: str, priority: Priority = Priority.POLL
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[Slot]:
         """Hold one request slot for ``merchant_id`` for the life of the block."""
         async with self._gate.slot(priority):
-            request_id = uuid.uuid4().hex
-            keys = self._keys_for(merchant_id)
-            await self._take(keys, request_id, priority)
+            slot = Slot(uuid.uuid4().hex, self._keys_for(merchant_id))
+            slot.probing = await self._take(slot.keys, slot.request_id, priority)
             try:
-                yield
+                yield slot
             finally:
-                await self._give_back(keys, request_id)
+                await self._give_back(slot)
 
-    async def _take(self, keys: list[str], request_id: str, priority: Priority) -> None:
+    async def _take(self, keys: list[str], request_id: str, priority: Priority) -> bool:
         limits = self.limits
         share = limits.poll_share if priority is Priority.POLL else 1.0
         args: list[str | float] = [
@@ -208,18 +235,21 @@ class CloverBudget:
         ]
         while True:
             try:
-                taken, wait_ms = await self._acquire(keys=keys, args=args)
+                taken, wait_ms, probing = await self._acquire(keys=keys, args=args)
             except RedisError as exc:
                 raise RedisUnavailable(f"Clover budget unavailable: {exc}") from exc
             if int(taken) == 1:
-                return
+                return bool(int(probing))
             await asyncio.sleep(int(wait_ms) / 1000)
 
-    async def _give_back(self, keys: list[str], request_id: str) -> None:
+    async def _give_back(self, slot: Slot) -> None:
+        keys = slot.keys
         try:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.zrem(keys[1], request_id)
-            pipe.zrem(keys[4], request_id)
+            pipe.zrem(keys[1], slot.request_id)
+            pipe.zrem(keys[4], slot.request_id)
+            if slot.probing and slot.succeeded:
+                pipe.delete(keys[6], keys[7])
             await pipe.execute()
         except RedisError:
             # The hold expires on its own after hold_ttl_ms; nothing is lost.
@@ -228,8 +258,11 @@ class CloverBudget:
     async def hold_off(self, scope: Scope, merchant_id: str, wait_s: float) -> None:
         """Stop every process from calling Clover in ``scope`` for ``wait_s``."""
         name = "app" if scope is Scope.APP else f"merchant:{merchant_id}"
-        key = self._keys.clover_budget(f"{name}:holdoff")
+        keys = [
+            self._keys.clover_budget(f"{name}:holdoff"),
+            self._keys.clover_budget(f"{name}:probe"),
+        ]
         try:
-            await self._hold_off(keys=[key], args=[max(1, int(wait_s * 1000))])
+            await self._hold_off(keys=keys, args=[max(1, int(wait_s * 1000))])
         except RedisError as exc:
             raise RedisUnavailable(f"Clover budget unavailable: {exc}") from exc

@@ -24,8 +24,12 @@ from producers.token_source import AccessTokenLike, TokenSource
 
 log = logging.getLogger(__name__)
 
-ORDER_EXPANSIONS = ("lineItems", "lineItems.modifications", "orderType")
-"""What the transform needs, within Clover's advice of three expansions per call."""
+ORDER_EXPANSIONS = ("lineItems.modifications", "orderType", "customers")
+"""What the transform needs, within Clover's advice of three expansions per call.
+
+Expanding ``lineItems.modifications`` brings the line items with it. Customers
+often come back as bare ids; `CustomerCache` fetches their records.
+"""
 
 _APP_LIMIT_HEADERS = (
     "x-ratelimit-crosstokenlimit",
@@ -225,7 +229,7 @@ class CloverClient:
         probing = await self._breaker.admit()
         headers = {"Authorization": f"Bearer {token.token}"}
         try:
-            async with self._budget.request(merchant_id, priority):
+            async with self._budget.request(merchant_id, priority) as slot:
                 self.requests += 1
                 async with self._session.get(
                     self._base_url + path,
@@ -239,6 +243,7 @@ class CloverClient:
                         any(h in response.headers for h in _APP_LIMIT_HEADERS),
                         await response.read(),
                     )
+                    slot.succeeded = response.status != 429
         except (aiohttp.ClientError, TimeoutError) as exc:
             detail = f"{type(exc).__name__} calling Clover"
             await self._breaker.failed(detail, probing)
