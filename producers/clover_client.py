@@ -91,6 +91,11 @@ class CloverClient:
         self.rate_limited = 0
         self.rejected_tokens = 0
 
+    def forget(self, merchant_id: str) -> None:
+        """Drop what is kept per merchant once its lease is gone."""
+        self._token_cache.pop(merchant_id, None)
+        self._budget.forget(merchant_id)
+
     async def list_orders(
         self,
         merchant_id: str,

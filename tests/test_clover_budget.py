@@ -37,7 +37,8 @@ async def test_a_flood_from_two_processes_stays_within_clovers_limits(
         merchant_concurrency=4,
     )
     sessions = [aiohttp.ClientSession() for _ in range(2)]
-    # Two clients with their own budgets and sessions: two processes sharing Redis.
+    # Two clients with their own budgets and sessions: two processes sharing Redis
+    # and the app's limits. Leases give each merchant to one of them.
     clients = [
         CloverClient(
             session,
@@ -62,9 +63,12 @@ async def test_a_flood_from_two_processes_stays_within_clovers_limits(
         await asyncio.gather(
             *(
                 hammer(client, merchant_id, priority)
-                for client in clients
-                for merchant_id in merchants
-                for priority in (Priority.POLL, Priority.WEBHOOK) * 3
+                for client, held in (
+                    (clients[0], merchants[:2]),
+                    (clients[1], merchants[2:]),
+                )
+                for merchant_id in held
+                for priority in (Priority.POLL, Priority.WEBHOOK) * 4
             )
         )
     finally:

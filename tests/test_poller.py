@@ -65,7 +65,7 @@ async def start_poller(
         process = PollerProcess(
             poller_settings(settings, sandbox, **overrides),
             vault,
-            ConnectedMerchants(vault.merchants),
+            ConnectedMerchants(redis, keyspace),
             keys=keyspace,
             topic=topic,
         )
@@ -234,7 +234,7 @@ async def test_two_pollers_share_merchants_and_hand_them_back(
         return PollerProcess(
             poller_settings(settings, sandbox),
             vault,
-            ConnectedMerchants(vault.merchants),
+            ConnectedMerchants(redis, keyspace),
             keys=keyspace,
             topic=topic,
             serve_webhooks=False,

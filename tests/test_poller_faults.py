@@ -70,7 +70,7 @@ class Rig:
         process = PollerProcess(
             settings,
             self.vault,
-            ConnectedMerchants(self.vault.merchants),
+            ConnectedMerchants(self.redis, self.keyspace),
             keys=self.keyspace,
             topic=self.topic,
             alert_hook=record,
