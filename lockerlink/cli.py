@@ -49,12 +49,18 @@ def dev() -> None:
 
 
 @dev.command("up")
+@click.option(
+    "--demo/--no-demo",
+    default=True,
+    show_default=True,
+    help="Also run the Clover and locker sandboxes with five demo stores.",
+)
 @click.pass_context
-def dev_up(ctx: click.Context) -> None:
+def dev_up(ctx: click.Context, demo: bool) -> None:
     """Start broker, Redis and every service; Ctrl-C stops all of it."""
     from lockerlink.devstack import run_dev_up
 
-    sys.exit(run_dev_up(settings_from(ctx)))
+    sys.exit(run_dev_up(settings_from(ctx), demo=demo))
 
 
 @cli.group()
@@ -138,8 +144,11 @@ def _add_component_commands() -> None:
     from producers.cli import poller
     from sandbox.cli import sandbox
     from streams.cli import schemas_group, stream, transform
+    from token_service.cli import COMMANDS as TOKEN_SERVICE_COMMANDS
 
     cli.add_command(sandbox)
+    for command in TOKEN_SERVICE_COMMANDS:
+        cli.add_command(command)
     cli.add_command(deliver)
     cli.add_command(replay)
     cli.add_command(dlq)

@@ -52,6 +52,10 @@ class _Window:
     def __init__(self) -> None:
         self.arrivals: deque[float] = deque()
 
+    def idle_since(self, since_s: float) -> bool:
+        """No arrival after ``since_s``."""
+        return not self.arrivals or self.arrivals[-1] <= since_s
+
     def admit(self, now_s: float, limit: int | None, count_refused: bool) -> int:
         """Record an arrival; 0 if admitted, else seconds until one would be."""
         while self.arrivals and self.arrivals[0] <= now_s - WINDOW_S:
@@ -75,6 +79,7 @@ class RateLimiter:
         self._token_windows: dict[str, _Window] = {}
         self._app_in_flight = 0
         self._token_in_flight: dict[str, int] = {}
+        self._swept_at_s = float("-inf")
 
     def enter(self, token_key: str) -> None:
         """Admit one call for a token, or raise ``LimitExceeded``."""
@@ -100,8 +105,12 @@ class RateLimiter:
         left = self._token_in_flight.get(token_key, 1) - 1
         if left:
             self._token_in_flight[token_key] = left
-        else:
-            self._token_in_flight.pop(token_key, None)
+            return
+        self._token_in_flight.pop(token_key, None)
+
+    def tracked_tokens(self) -> int:
+        """How many tokens the limiter holds state for."""
+        return len(self._token_windows)
 
     def in_flight(self, token_key: str | None = None) -> int:
         """Calls running now, for one token or for the whole app."""
@@ -109,8 +118,26 @@ class RateLimiter:
             return self._app_in_flight
         return self._token_in_flight.get(token_key, 0)
 
+    def _forget_idle_tokens(self, now_s: float) -> None:
+        """Drop windows of tokens idle for a whole window, at most once a window.
+
+        Access tokens rotate every few minutes; without this the limiter would
+        keep every token it ever saw.
+        """
+        if now_s - self._swept_at_s < WINDOW_S:
+            return
+        self._swept_at_s = now_s
+        idle = [
+            key
+            for key, window in self._token_windows.items()
+            if window.idle_since(now_s - WINDOW_S) and key not in self._token_in_flight
+        ]
+        for key in idle:
+            del self._token_windows[key]
+
     def _admit_rate(self, token_key: str) -> None:
         now_s = self._clock()
+        self._forget_idle_tokens(now_s)
         limits = self.limits
         counted = limits.refused_requests_count
         window = self._token_windows.setdefault(token_key, _Window())

@@ -23,25 +23,18 @@ from typing import Any, Literal
 
 from sandbox.clover_orderbook import Doc, OrderBook, order_total_cents
 from sandbox.order_menu import (
-    FIRST_NAMES,
-    LAST_NAMES,
     MENU,
     MODIFIERS,
-    NOTE_EXTRAS,
-    PLATFORM_LABELS,
-    PLATFORM_SPELLINGS,
     WEIGHED,
     MenuItem,
+    customer_record,
+    draw_clock_time,
+    draw_person,
 )
+from sandbox.order_types import OrderTypes
+from sandbox.platform_orders import PlatformOrders, PlatformStyle
 
 Channel = Literal["dine_in", "pick_up", "take_out", "platform"]
-PlatformStyle = Literal["note", "title", "order_type"]
-
-_SYSTEM_TYPES: dict[str, tuple[str, str, str]] = {
-    "dine_in": ("Dine In", "com.clover.order.type.dine_in", "DINE-IN-TYPE"),
-    "pick_up": ("Pick Up", "com.clover.order.type.pick_up", "PICK-UP-TYPE"),
-    "take_out": ("To Go", "com.clover.order.type.take_out", "TAKE-OUT-TYPE"),
-}
 
 
 @dataclass
@@ -79,13 +72,6 @@ class GeneratedOrder:
     courier_code: str | None = None
 
 
-@dataclass
-class _Person:
-    first: str
-    last: str
-    phone: str
-
-
 class OrderGenerator:
     """Writes generated orders into an ``OrderBook`` and keeps their intent."""
 
@@ -93,7 +79,8 @@ class OrderGenerator:
         self._book = book
         self.config = config
         self._random = random.Random(config.seed)  # noqa: S311 - simulation only
-        self._order_types: dict[tuple[str, str], Doc] = {}
+        self._order_types = OrderTypes(self._random)
+        self._platforms = PlatformOrders(self._random, self._order_types)
         self._live: dict[str, list[str]] = {}
         self.generated: list[GeneratedOrder] = []
 
@@ -104,7 +91,8 @@ class OrderGenerator:
         """Create one order; the channel is drawn from the weights unless given."""
         chosen = channel or self._channel()
         if chosen == "platform":
-            fields, intent = self._platform_order(merchant_id)
+            person, pickup = draw_person(self._random), draw_clock_time(self._random)
+            fields, intent = self._platforms.write(merchant_id, person, pickup)
         else:
             fields, intent = self._store_order(merchant_id, chosen)
         fields["lineItems"] = self._line_items()
@@ -175,17 +163,17 @@ class OrderGenerator:
     def _store_order(
         self, merchant_id: str, channel: Channel
     ) -> tuple[Doc, dict[str, Any]]:
-        fields: Doc = {"orderType": self._system_type(merchant_id, channel)}
-        person = self._person()
+        fields: Doc = {"orderType": self._order_types.system(merchant_id, channel)}
+        person = draw_person(self._random)
         if channel == "dine_in":
             fields["title"] = self._random.choice(
                 ("Table 4", "T12", "table 7 ", "Bar 2")
             )
             return fields, {}
-        pickup = self._clock_time()
+        pickup = draw_clock_time(self._random)
         if channel == "pick_up":
             fields["title"] = f"{person.first} {pickup}"
-            fields["customers"] = [_customer(person)]
+            fields["customers"] = [customer_record(person)]
         else:
             fields["title"] = person.first
         return fields, {
@@ -193,71 +181,6 @@ class OrderGenerator:
             "customer_last_name": person.last if channel == "pick_up" else None,
             "pickup_time": pickup if channel == "pick_up" else None,
         }
-
-    def _platform_order(self, merchant_id: str) -> tuple[Doc, dict[str, Any]]:
-        platform = self._random.choice(sorted(PLATFORM_SPELLINGS))
-        style: PlatformStyle = self._random.choice(("note", "title", "order_type"))
-        person = self._person()
-        code, reference = self._platform_codes(platform)
-        intent: dict[str, Any] = {
-            "platform": platform,
-            "style": style,
-            "customer_first_name": person.first,
-        }
-        if style == "note":
-            pickup = self._clock_time()
-            intent["pickup_time"] = pickup
-            fields = self._note_style(merchant_id, platform, person, pickup)
-        elif style == "title":
-            fields = self._title_style(merchant_id, platform, person)
-        else:
-            intent["customer_last_name"] = person.last
-            intent["courier_code"] = code
-            fields = self._order_type_style(merchant_id, platform, person, reference)
-        return fields, intent
-
-    def _note_style(
-        self, merchant_id: str, platform: str, person: _Person, pickup: str
-    ) -> Doc:
-        spelled = PLATFORM_LABELS[platform].upper()
-        lines = [
-            f"{person.first.upper()} {person.last[0]}",
-            spelled,
-            f"DELIVERY {pickup}",
-        ]
-        if self._chance(0.4):
-            lines.append(f"REF {self._random.randrange(100000, 999999)}")
-        return {
-            "orderType": self._system_type(merchant_id, "pick_up"),
-            "note": "\n".join(lines),
-        }
-
-    def _title_style(self, merchant_id: str, platform: str, person: _Person) -> Doc:
-        spelled = self._random.choice(PLATFORM_SPELLINGS[platform])
-        name = self._random.choice(
-            (person.first, person.first.lower(), f"{person.first} {person.last[0]}")
-        )
-        parts = [spelled, name] if self._chance(0.5) else [name, spelled]
-        title = " ".join(parts) + self._random.choice(("", " ", "  "))
-        return {"orderType": self._system_type(merchant_id, "pick_up"), "title": title}
-
-    def _order_type_style(
-        self, merchant_id: str, platform: str, person: _Person, reference: str
-    ) -> Doc:
-        return {
-            "orderType": self._platform_type(merchant_id, platform),
-            "externalReferenceId": reference,
-            "customers": [_customer(person)],
-            "note": self._random.choice(NOTE_EXTRAS),
-        }
-
-    def _platform_codes(self, platform: str) -> tuple[str | None, str]:
-        """The integrator's reference id, and the code a courier would see when the
-        order carries it (Uber Eats: the reference's last five characters)."""
-        reference = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
-        if platform == "uber_eats":
-            return reference[-5:].upper(), reference
-        return None, reference
 
     # -- parts ------------------------------------------------------------------------
     def _line_items(self, at_least: int = 1) -> list[Doc]:
@@ -301,40 +224,6 @@ class OrderGenerator:
             "tender": {"label": self._random.choice(("Credit Card", "Cash"))},
         }
 
-    def _system_type(self, merchant_id: str, channel: str) -> Doc:
-        label, label_key, system_id = _SYSTEM_TYPES[channel]
-        return self._order_type(merchant_id, channel, label, label_key, system_id)
-
-    def _platform_type(self, merchant_id: str, platform: str) -> Doc:
-        label = PLATFORM_LABELS[platform]
-        return self._order_type(merchant_id, platform, label, None, "DEFAULT")
-
-    def _order_type(
-        self,
-        merchant_id: str,
-        key: str,
-        label: str,
-        label_key: str | None,
-        system_id: str,
-    ) -> Doc:
-        found = self._order_types.get((merchant_id, key))
-        if found is None:
-            found = {"id": f"OT{self._random.randrange(10**11):011d}", "label": label}
-            if label_key:
-                found["labelKey"] = label_key
-            found["systemOrderTypeId"] = system_id
-            self._order_types[(merchant_id, key)] = found
-        return dict(found)
-
-    def _person(self) -> _Person:
-        phone = f"+1 555 {self._random.randrange(1000000):07d}"
-        return _Person(
-            self._random.choice(FIRST_NAMES), self._random.choice(LAST_NAMES), phone
-        )
-
-    def _clock_time(self) -> str:
-        return f"{self._random.randrange(11, 23):02d}:{self._random.randrange(60):02d}"
-
     def _channel(self) -> Channel:
         weights = self.config.channel_weights
         names = sorted(weights)
@@ -361,14 +250,6 @@ def _line_item(item: MenuItem, mods: list[Doc]) -> Doc:
     if mods:
         made["modifications"] = [dict(mod) for mod in mods]
     return made
-
-
-def _customer(person: _Person) -> Doc:
-    return {
-        "firstName": person.first,
-        "lastName": person.last,
-        "phoneNumbers": {"elements": [{"phoneNumber": person.phone}]},
-    }
 
 
 def _make_odd(fields: Doc, chooser: random.Random) -> None:

@@ -6,7 +6,9 @@ mixed languages, emoji, trailing spaces, staff abbreviations and misspellings.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,31 @@ PLATFORM_LABELS = {
     "eat24": "Eat24",
 }
 NOTE_EXTRAS = ("extra napkins 🙏", "no cutlery", "allergie: noix", "ring bell ", "")
+
+
+@dataclass(frozen=True)
+class Person:
+    """A customer: names as they are written, and a phone number."""
+
+    first: str
+    last: str
+    phone: str
+
+
+def draw_person(chooser: random.Random) -> Person:
+    phone = f"+1 555 {chooser.randrange(1000000):07d}"
+    return Person(chooser.choice(FIRST_NAMES), chooser.choice(LAST_NAMES), phone)
+
+
+def customer_record(person: Person) -> dict[str, Any]:
+    """The person as a Clover customer object."""
+    return {
+        "firstName": person.first,
+        "lastName": person.last,
+        "phoneNumbers": {"elements": [{"phoneNumber": person.phone}]},
+    }
+
+
+def draw_clock_time(chooser: random.Random) -> str:
+    """A pickup time of day as staff and integrators write it, like 18:37."""
+    return f"{chooser.randrange(11, 23):02d}:{chooser.randrange(60):02d}"

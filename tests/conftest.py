@@ -25,6 +25,7 @@ from lockerlink.settings import Settings
 from sandbox.locker import LockerSandbox
 from tests.sandboxes import clover_sandbox as clover_sandbox
 from tests.sandboxes import clover_sandbox_factory as clover_sandbox_factory
+from tests.token_fixtures import token_api as token_api
 from tests.token_fixtures import vault_rig as vault_rig
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"

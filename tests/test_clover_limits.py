@@ -126,3 +126,20 @@ async def test_lifted_limits_admit_everything(
         client = MerchantClient(http, sandbox, sandbox.merchant_ids[0])
         statuses = await asyncio.gather(*(client.status() for _ in range(80)))
     assert set(statuses) == {200}
+
+
+async def test_limiter_forgets_tokens_idle_for_a_whole_window(
+    clover_sandbox_factory: SandboxFactory,
+) -> None:
+    clock = ManualClock()
+    sandbox = await _started(clover_sandbox_factory, RateLimits(), clock)
+    async with aiohttp.ClientSession() as http:
+        first = MerchantClient(http, sandbox, sandbox.merchant_ids[0])
+        assert await first.status() == 200
+        assert sandbox.limiter.tracked_tokens() == 1
+        second = MerchantClient(http, sandbox, sandbox.merchant_ids[0])
+        assert await second.status() == 200
+        assert sandbox.limiter.tracked_tokens() == 2
+        clock.advance(1.5)
+        assert await second.status() == 200
+    assert sandbox.limiter.tracked_tokens() == 1

@@ -10,10 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 
 from lockerlink.keys import KeySpace
 from lockerlink.settings import Settings
@@ -22,6 +25,8 @@ from schemas.token_rotation import TokenRotationEvent
 from tests.sandboxes import ManualClock, SandboxFactory
 from token_service.pair import TokenPair
 from token_service.rotation_events import CallbackRotationPublisher
+from token_service.service import TokenService
+from token_service.tls import client_context, ensure_dev_certificate, server_context
 from token_service.vault import Vault
 
 FAST = {
@@ -112,3 +117,75 @@ async def vault_rig(
             await vault.close()
         for client in rig.redis_clients:
             await client.aclose()
+
+
+@dataclass
+class ApiRig:
+    """A token service on loopback over TLS, its vault rig and an HTTPS client."""
+
+    rig: Rig
+    service: TokenService
+    base_url: str
+    ca: Path
+    admin: str
+    session: aiohttp.ClientSession
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    @staticmethod
+    def bearer(credential: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {credential}"}
+
+    async def enroll(self, store_id: str) -> str:
+        """A new locker credential for ``store_id`` through the admin API."""
+        async with self.session.post(
+            self.url("/v1/admin/lockers"),
+            json={"store_id": store_id},
+            headers=self.bearer(self.admin),
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            body = await resp.json()
+        return str(body["credential"])
+
+
+@pytest.fixture
+async def token_api(vault_rig: Rig, tmp_path: Path) -> AsyncIterator[ApiRig]:
+    """The token service's HTTPS API with a development CA, against the sandbox."""
+    # Slow refill: a limit test's burst must not refill while a busy machine runs it.
+    settings = vault_rig.settings.model_copy(
+        update={
+            "admin_credential": SecretStr("admin-" + "x" * 32),
+            "locker_rate_per_s": 0.01,
+            "auth_failure_rate_per_min": 0.5,
+        }
+    )
+    vault_rig.settings = settings
+
+    async def record(event: TokenRotationEvent) -> None:
+        vault_rig.events.append(event)
+
+    service = TokenService(
+        settings,
+        vault_rig.redis,
+        vault_rig.keyspace,
+        publisher=CallbackRotationPublisher(record),
+        clock=vault_rig.clock,
+    )
+    files = ensure_dev_certificate(tmp_path / "tls", "127.0.0.1")
+    port = await service.start("127.0.0.1", 0, server_context(files))
+    assert files.ca is not None
+    connector = aiohttp.TCPConnector(ssl=client_context(files.ca))
+    session = aiohttp.ClientSession(connector=connector)
+    try:
+        yield ApiRig(
+            vault_rig,
+            service,
+            f"https://127.0.0.1:{port}",
+            files.ca,
+            "admin-" + "x" * 32,
+            session,
+        )
+    finally:
+        await session.close()
+        await service.stop()

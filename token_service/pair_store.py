@@ -101,6 +101,9 @@ class PairStore:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())
+
     async def read(self, merchant_id: str) -> Snapshot | None:
         """The merchant's current pair, or None if none is stored."""
         values = await self._redis.hmget(

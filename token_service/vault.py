@@ -99,6 +99,8 @@ class Vault:
     ) -> None:
         _check_lease(settings)
         self.settings = settings
+        self.redis = redis
+        self.keyspace = keyspace
         self.keys = keys or VaultKeys.from_settings(settings)
         self.pairs = PairStore(redis, keyspace, self.keys, clock)
         self.merchants = MerchantRegistry(redis, keyspace, clock)
@@ -115,7 +117,7 @@ class Vault:
         self._background: set[asyncio.Task[None]] = set()
         self._wait_limit_s = settings.token_refresh_lease_s + settings.clover_timeout_s
 
-    # -- what callers use ----------------------------------------------------------
+    # -- what callers use ----------
     async def get_access_token(
         self, merchant_id: str, min_validity_s: float = 0.0
     ) -> AccessToken:
@@ -220,7 +222,7 @@ class Vault:
         await self.clover.close()
         await self._publisher.close()
 
-    # -- one refresh at a time -------------------------------------------------------
+    # -- one refresh at a time ----------
     async def _refresh(
         self, merchant_id: str, seen_version: int, reason: RotationReason
     ) -> Snapshot:
@@ -443,7 +445,7 @@ class Vault:
         # Half fixed, half random: spreads retries without ever retrying at once.
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311
 
-    # -- events ----------------------------------------------------------------------
+    # -- events ----------
     def _publish(
         self,
         merchant: Merchant,
@@ -478,7 +480,7 @@ class Vault:
                 extra={"merchant_id": event.merchant_id, "error": exc.message},
             )
 
-    # -- reading -----------------------------------------------------------------------
+    # -- reading ----------
     async def _current(self, merchant_id: str) -> Snapshot:
         snapshot = await self.pairs.read(merchant_id)
         if snapshot is None:

@@ -1,0 +1,103 @@
+"""Rate limits shared by every process: GCRA in one Redis Lua script.
+
+The generic cell rate algorithm keeps one number per subject, the theoretical
+arrival time (TAT) of its next request. A request is allowed when it would not push
+the TAT further than ``burst`` emission intervals past now. Redis's own clock is
+used, so processes on hosts with drifting clocks agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from lockerlink.keys import KeySpace
+
+# KEYS[1] subject; ARGV: emission interval ms, burst, cost, dry run (1/0).
+# Returns {allowed, remaining, retry_after_ms, reset_ms}.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval * cost
+local allow_at = new_tat - interval * burst
+if now < allow_at then
+  return {0, 0, allow_at - now, tat - now}
+end
+if ARGV[4] == '0' and cost > 0 then
+  redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
+end
+local remaining = math.floor((now - allow_at) / interval)
+return {1, remaining, 0, new_tat - now}
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A rate limiter's answer, with what the response headers need."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after_s: int
+    reset_s: int
+    window_s: int
+    policy: str
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-Policy`` and ``RateLimit`` (IETF draft), plus ``Retry-After``."""
+        headers = {
+            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window_s}',
+            "RateLimit": f'"{self.policy}";r={self.remaining};t={self.reset_s}',
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.retry_after_s)
+        return headers
+
+
+class RateLimiter:
+    """One named limit: ``rate_per_s`` sustained, ``burst`` at once."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keyspace: KeySpace,
+        policy: str,
+        rate_per_s: float,
+        burst: int,
+    ) -> None:
+        self._keyspace = keyspace
+        self.policy = policy
+        self.burst = burst
+        self._interval_ms = max(1, round(1000 / rate_per_s))
+        self._window_s = max(1, math.ceil(burst * self._interval_ms / 1000))
+        self._script = redis.register_script(_GCRA)
+
+    async def hit(self, subject: str, cost: int = 1) -> Verdict:
+        """Count one request of ``subject``; the verdict says whether it may pass."""
+        return await self._run(subject, cost, dry_run=False)
+
+    async def check(self, subject: str) -> Verdict:
+        """Would one more request pass? Counts nothing."""
+        return await self._run(subject, 1, dry_run=True)
+
+    async def _run(self, subject: str, cost: int, dry_run: bool) -> Verdict:
+        allowed, remaining, retry_after_ms, reset_ms = await self._script(
+            keys=[self._keyspace.rate_limit(self.policy, subject)],
+            args=[self._interval_ms, self.burst, cost, "1" if dry_run else "0"],
+        )
+        return Verdict(
+            allowed=bool(allowed),
+            limit=self.burst,
+            remaining=max(0, int(remaining)),
+            retry_after_s=max(1, math.ceil(int(retry_after_ms) / 1000)),
+            reset_s=max(0, math.ceil(int(reset_ms) / 1000)),
+            window_s=self._window_s,
+            policy=self.policy,
+        )
