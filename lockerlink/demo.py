@@ -62,8 +62,15 @@ def _port_of(url: str, default: int) -> int:
 class Demo:
     """Everything the demo adds to `dev up`: sandboxes, registry, secrets, printer."""
 
-    def __init__(self, settings: Settings, data_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        data_dir: Path,
+        clover_options: tuple[str, ...] = (),
+    ) -> None:
+        """``clover_options``: extra `sandbox clover` options, e.g. webhook faults."""
         self.settings = settings
+        self.clover_options = clover_options
         self.data_dir = data_dir
         self.demo_dir = data_dir / "demo"
         self.stores = tuple(
@@ -141,6 +148,7 @@ class Demo:
                     str(int(time.time())),
                     "--webhook-url",
                     self.webhook_url,
+                    *self.clover_options,
                 ),
             )
         ]

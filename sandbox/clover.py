@@ -139,7 +139,12 @@ class CloverSandbox:
         OAuthApi(self.tokens, self.orders, self.config).add_routes(app)
         OrdersApi(self.orders, self.config).add_routes(app)
         admin = AdminApi(
-            self.tokens, self.orders, self.calls, self.faults, self.add_merchant
+            self.tokens,
+            self.orders,
+            self.calls,
+            self.faults,
+            self.add_merchant,
+            self.generator,
         )
         admin.add_routes(app)
         return app

@@ -16,6 +16,7 @@ from sandbox.clover_faults import CloverFaults, FaultSpec
 from sandbox.clover_orderbook import OrderBook
 from sandbox.clover_rejection import Rejection
 from sandbox.clover_tokens import TokenAuthority, TokenPair
+from sandbox.order_generator import OrderGenerator
 
 ADMIN_PREFIX = "/_sandbox"
 
@@ -30,7 +31,9 @@ class AdminApi:
         calls: CallLog,
         faults: CloverFaults,
         add_merchant: Callable[[str | None], str],
+        generator: OrderGenerator | None = None,
     ) -> None:
+        self._generator = generator
         self._faults = faults
         self._tokens = tokens
         self._book = book
@@ -50,6 +53,9 @@ class AdminApi:
         router.add_put(faults, self.add_faults, name="admin.add_faults")
         router.add_delete(faults, self.clear_faults, name="admin.clear_faults")
         router.add_get(f"{ADMIN_PREFIX}/orders", self.versions, name="admin.orders")
+        router.add_put(
+            f"{ADMIN_PREFIX}/generator", self.set_generator, name="admin.generator"
+        )
 
     async def add_merchant(self, request: web.Request) -> web.Response:
         wanted = request.query.get("merchant_id")
@@ -93,6 +99,24 @@ class AdminApi:
             for call, count in self._calls.snapshot().items()
         ]
         return web.json_response({"elements": rows})
+
+    async def set_generator(self, request: web.Request) -> web.Response:
+        """Pause or resume the order generator: ``{"paused": true|false}``."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        paused = body.get("paused") if isinstance(body, dict) else None
+        if not isinstance(paused, bool):
+            raise Rejection(
+                'Send {"paused": true} or {"paused": false}',
+                status=400,
+                outcome="bad_request",
+            )
+        if self._generator is None:
+            raise Rejection("No order generator", status=404, outcome="not_found")
+        self._generator.paused = paused
+        return web.json_response({"paused": paused})
 
     async def versions(self, request: web.Request) -> web.Response:
         rows = [

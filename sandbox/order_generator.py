@@ -83,6 +83,8 @@ class OrderGenerator:
         self._platforms = PlatformOrders(self._random, self._order_types)
         self._live: dict[str, list[str]] = {}
         self.generated: list[GeneratedOrder] = []
+        # While paused, `run` writes nothing and owes nothing for the pause.
+        self.paused = False
 
     # -- one order --------------------------------------------------------------------
     def new_order(
@@ -152,6 +154,9 @@ class OrderGenerator:
             await asyncio.sleep(self.config.tick_s)
             now_s = time.monotonic()
             elapsed_s, last_s = now_s - last_s, now_s
+            if self.paused:
+                owed.clear()
+                continue
             for merchant_id in merchant_ids():
                 due = owed.get(merchant_id, 0.0) + self.config.orders_per_s * elapsed_s
                 while due >= 1:

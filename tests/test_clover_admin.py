@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from sandbox.clover import CloverSandbox
+from sandbox.clover_config import CloverConfig
+from sandbox.order_generator import GeneratorConfig
 from tests.clover_client import MerchantClient
+from tests.sandboxes import SandboxFactory
 
 
 async def test_admin_endpoints_add_connect_and_report(
@@ -38,3 +43,28 @@ async def test_admin_endpoints_add_connect_and_report(
         "count": 1,
     } in rows
     assert [(v["order_id"], v["kind"]) for v in versions] == [(made.order_id, "CREATE")]
+
+
+async def test_paused_generator_writes_nothing_until_resumed(
+    clover_sandbox_factory: SandboxFactory,
+) -> None:
+    config = CloverConfig(
+        merchant_ids=("GENPAUSEMERCH1",),
+        generator=GeneratorConfig(orders_per_s=40.0, tick_s=0.02),
+    )
+    sandbox = await clover_sandbox_factory(config)
+    generator = f"{sandbox.base_url}/_sandbox/generator"
+    async with aiohttp.ClientSession() as http:
+        async with http.put(generator, json={"paused": "yes"}) as wrong:
+            assert wrong.status == 400
+        async with http.put(generator, json={"paused": True}) as paused:
+            assert (await paused.json()) == {"paused": True}
+        # One generator tick may have been mid-write when the pause arrived.
+        await asyncio.sleep(0.1)
+        written = asyncio.Event()
+        sandbox.orders.on_change(lambda *_: written.set())
+        await asyncio.sleep(0.3)
+        assert not written.is_set()
+        async with http.put(generator, json={"paused": False}) as resumed:
+            assert resumed.status == 200
+        await written.wait()

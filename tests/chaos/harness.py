@@ -1,0 +1,451 @@
+"""The whole demo pipeline under test, with faults to inject and a promise to check.
+
+`ChaosStack` starts what `lockerlink dev up --demo` starts (embedded broker, Redis,
+Clover sandbox generating orders for five merchants, five locker sandboxes, token
+service, poller, stream, delivery), connects the merchants, and then lets a scenario
+kill and restart processes or inject sandbox faults while orders keep flowing.
+`Promise.of` compares what Clover wrote with what every locker holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from aiokafka import TopicPartition
+
+from lockerlink.broker import make_consumer
+from lockerlink.demo import Demo, DemoStore
+from lockerlink.devstack import SERVICES, DevStack, Service
+from lockerlink.embedded import free_port
+from lockerlink.settings import Settings
+from schemas.dead_letter import DeadLetter
+from schemas.topics import DEAD_LETTER
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "chaos"
+SETTLE_POLL_S = 0.5
+
+
+def demo_env(data_dir: Path, redis_url: str, orders_per_s: float) -> dict[str, str]:
+    """Settings of one isolated stack: its own ports, broker, data and key prefix."""
+    token_port, clover_port = free_port(), free_port()
+    return {
+        "LOCKERLINK_DATA_DIR": str(data_dir),
+        "LOCKERLINK_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "LOCKERLINK_REDIS_URL": redis_url,
+        "LOCKERLINK_REDIS_KEY_PREFIX": f"chaos-{uuid.uuid4().hex[:8]}",
+        "LOCKERLINK_CLOVER_API_BASE_URL": f"http://127.0.0.1:{clover_port}",
+        "LOCKERLINK_CLOVER_AUTHORIZE_BASE_URL": f"http://127.0.0.1:{clover_port}",
+        "LOCKERLINK_TOKEN_SERVICE_PORT": str(token_port),
+        "LOCKERLINK_TOKEN_SERVICE_URL": f"https://127.0.0.1:{token_port}",
+        "LOCKERLINK_POLLER_WEBHOOK_PORT": str(free_port()),
+        "LOCKERLINK_STATUS_PAGE_PORT": str(free_port()),
+        "LOCKERLINK_DEMO_LOCKER_BASE_PORT": str(locker_base_port()),
+        "LOCKERLINK_DEMO_ORDERS_PER_S": str(orders_per_s),
+        "LOCKERLINK_POLLER_INTERVAL_S": "1.0",
+    }
+
+
+def locker_base_port() -> int:
+    """A base port whose next five are free, below the ephemeral range.
+
+    Store N's locker listens on base + N; ephemeral ports (what `free_port` hands
+    out) come in sequence, so a base from there collides with the next picks.
+    """
+    chooser = random.Random()
+    while True:
+        base = chooser.randrange(20_000, 30_000)
+        if all(_bindable(base + n) for n in range(1, 6)):
+            return base
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Promise:
+    """What the lockers hold against what Clover wrote, at one moment."""
+
+    orders_created: int = 0
+    order_writes: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    missing: list[str] = field(default_factory=list)
+    behind: list[str] = field(default_factory=list)
+    not_cancelled: list[str] = field(default_factory=list)
+    without_pin: list[str] = field(default_factory=list)
+    strangers: list[str] = field(default_factory=list)
+    refresh_calls: int = 0
+    reused_refresh_tokens: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    dead_letter_orders: set[str] = field(default_factory=set)
+
+    @property
+    def settled(self) -> bool:
+        """Every order delivered at its latest version (dead-lettered ones aside)."""
+        return not (self.missing or self.behind or self.not_cancelled)
+
+    def broken(self, expected_dead: AbstractSet[str] = frozenset()) -> list[str]:
+        """Every way the promise is broken; empty when it is kept."""
+        problems = []
+        for label, orders in (
+            ("missing", self.missing),
+            ("behind the latest version", self.behind),
+            ("deleted in Clover, not cancelled", self.not_cancelled),
+            ("held without a PIN", self.without_pin),
+            ("held at a locker but not from its store's merchant", self.strangers),
+        ):
+            unexpected = [o for o in orders if o not in expected_dead]
+            if unexpected:
+                problems.append(f"{len(unexpected)} {label}: {unexpected[:5]}")
+        if self.out_of_order:
+            problems.append(f"{self.out_of_order} out-of-order (stale) deliveries")
+        if self.reused_refresh_tokens:
+            problems.append(f"{self.reused_refresh_tokens} reused refresh tokens")
+        undeliverable = self.dead_letter_orders - expected_dead
+        if undeliverable:
+            problems.append(f"unexpected dead letters for {sorted(undeliverable)[:5]}")
+        return problems
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "orders created": self.orders_created,
+            "order writes": self.order_writes,
+            "delivered": self.delivered,
+            "duplicates at locker": self.duplicates,
+            "missing": len(self.missing),
+            "out-of-order": self.out_of_order,
+            "dead letters": dict(sorted(self.dead_letters.items())),
+            "refresh calls": self.refresh_calls,
+            "reused refresh tokens": self.reused_refresh_tokens,
+        }
+
+
+class ChaosStack:
+    """The demo pipeline on its own broker, ports and key prefix, for one scenario."""
+
+    def __init__(
+        self,
+        scenario: str,
+        work_dir: Path,
+        redis_url: str,
+        *,
+        orders_per_s: float = 1.0,
+        clover_options: tuple[str, ...] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.env = demo_env(work_dir / "data", redis_url, orders_per_s)
+        self.env.update(environ or {})
+        self.clover_options = clover_options
+        self.started_at = time.monotonic()
+        self.healed_at: float | None = None
+        self.generating_stopped_at: float | None = None
+        self._saved_environ: dict[str, str | None] = {}
+        self.killed: set[str] = set()
+        self.stack: DevStack
+        self.demo: Demo
+        self.http: aiohttp.ClientSession
+
+    # -- life -----------------------------------------------------------------------
+    async def __aenter__(self) -> ChaosStack:
+        from lockerlink.cli import _add_component_commands
+
+        _add_component_commands()
+        for name, value in self.env.items():
+            self._saved_environ[name] = os.environ.get(name)
+            os.environ[name] = value
+        settings = Settings()
+        self.stack = DevStack(settings, out=io.StringIO())
+        self.demo = Demo(settings, self.stack.data_dir, self.clover_options)
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        try:
+            await self.stack.start_servers()
+            self.stack.extra_env.update(self.demo.env())
+            self.stack.start_services(self.demo.sandbox_services())
+            self.stack.start_services(list(SERVICES))
+            await asyncio.wait_for(self.demo.connect_merchants(lambda _: None), 90)
+        except BaseException:
+            self.keep_logs()
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if error is not None and not isinstance(error, AssertionError):
+            print(f"{self.scenario}: logs kept in {self.keep_logs()}")
+        await self._close()
+
+    async def _close(self) -> None:
+        await self.http.close()
+        self.stack.stop()
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def keep_logs(self) -> Path:
+        """Copy every process's log to the scenario's artifacts folder."""
+        target = ARTIFACTS / self.scenario
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True, exist_ok=True)
+        logs = self.stack.data_dir / "logs"
+        if logs.is_dir():
+            shutil.copytree(logs, target, dirs_exist_ok=True)
+        return target
+
+    # -- faults ---------------------------------------------------------------------
+    def kill(self, name: str) -> None:
+        """SIGKILL one service, as a crash would."""
+        self.stack.kill_service(name, signal.SIGKILL)
+        self.killed.add(name)
+
+    def restart(self, name: str) -> None:
+        self.stack.restart_service(name)
+        self.killed.discard(name)
+        self.healed()
+
+    def start_extra(self, service: Service) -> None:
+        self.stack.start_service(service)
+
+    def healed(self) -> None:
+        """Mark the moment the fault ended; time to recover counts from here."""
+        self.healed_at = time.monotonic()
+
+    @property
+    def clover_admin(self) -> str:
+        return f"{self.demo.clover_url}/_sandbox"
+
+    async def clover_faults(self, spec: dict[str, Any]) -> None:
+        async with self.http.put(f"{self.clover_admin}/faults", json=spec) as answer:
+            answer.raise_for_status()
+
+    async def clear_clover_faults(self) -> None:
+        async with self.http.delete(f"{self.clover_admin}/faults") as answer:
+            answer.raise_for_status()
+        self.healed()
+
+    async def locker_faults(self, store: DemoStore, faults: dict[str, Any]) -> None:
+        url = f"{store.locker_url}/_sandbox/faults"
+        async with self.http.put(url, json=faults) as answer:
+            answer.raise_for_status()
+
+    async def stop_generating(self) -> None:
+        """Pause Clover's order generator; what is written so far must arrive."""
+        url = f"{self.clover_admin}/generator"
+        async with self.http.put(url, json={"paused": True}) as answer:
+            answer.raise_for_status()
+        self.generating_stopped_at = time.monotonic()
+
+    async def run_for(self, seconds: float) -> None:
+        """Let orders flow; a service that dies on its own fails the scenario."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for service, process in self.stack.children:
+                code = process.poll()
+                if code is not None and service.name not in self.killed:
+                    raise AssertionError(
+                        f"{service.name} exited with {code} on its own; "
+                        f"logs in {self.keep_logs()}"
+                    )
+            await asyncio.sleep(0.2)
+
+    async def wait_for_deliveries(self, count: int, timeout_s: float = 60) -> None:
+        """Wait until lockers accepted ``count`` events: the pipeline is flowing."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if await self._accepted() >= count:
+                return
+            await self.run_for(SETTLE_POLL_S)
+        raise AssertionError(
+            f"{self.scenario}: fewer than {count} deliveries after {timeout_s} s; "
+            f"logs in {self.keep_logs()}"
+        )
+
+    async def _accepted(self) -> int:
+        total = 0
+        for store in self.demo.stores:
+            try:
+                received = await self._json(f"{store.locker_url}/_sandbox/received")
+            except (aiohttp.ClientError, TimeoutError):
+                continue
+            total += received["counts"]["received"] - received["counts"]["duplicates"]
+        return total
+
+    # -- the promise ----------------------------------------------------------------
+    async def _json(self, url: str) -> Any:
+        async with self.http.get(url) as answer:
+            answer.raise_for_status()
+            return await answer.json()
+
+    async def promise(self) -> Promise:
+        """Compare every Clover order's latest write with what its locker holds."""
+        found = Promise()
+        writes = (await self._json(f"{self.clover_admin}/orders"))["elements"]
+        latest = {(w["merchant_id"], w["order_id"]): w for w in writes}
+        found.order_writes = len(writes)
+        found.orders_created = sum(w["kind"] == "CREATE" for w in writes)
+        await self._dead_letters(found)
+        for store in self.demo.stores:
+            held = {
+                o["order_id"]: o
+                for o in (await self._json(f"{store.locker_url}/v1/orders"))["orders"]
+            }
+            received = await self._json(f"{store.locker_url}/_sandbox/received")
+            counts = received["counts"]
+            found.duplicates += counts["duplicates"]
+            found.out_of_order += counts["out_of_order"]
+            found.delivered += counts["received"] - counts["duplicates"]
+            mine = {o: w for (m, o), w in latest.items() if m == store.merchant_id}
+            _compare(found, mine, held)
+        await self._refreshes(found)
+        return found
+
+    async def _refreshes(self, found: Promise) -> None:
+        calls = (await self._json(f"{self.clover_admin}/calls"))["elements"]
+        for row in calls:
+            if "refresh" in row["endpoint"]:
+                found.refresh_calls += row["count"]
+            if row["outcome"] == "reused":
+                found.reused_refresh_tokens += row["count"]
+
+    async def _dead_letters(self, found: Promise) -> None:
+        for letter in await read_dead_letters(self.stack.bootstrap_servers):
+            where = f"{letter.component}:{letter.reason}"
+            found.dead_letters[where] = found.dead_letters.get(where, 0) + 1
+            order_id = _order_id_of(letter)
+            if order_id is not None:
+                found.dead_letter_orders.add(order_id)
+
+    async def wait_until_settled(self, timeout_s: float) -> Promise:
+        """Poll the promise until every order arrived, or the time is up."""
+        deadline = time.monotonic() + timeout_s
+        found = await self.promise()
+        while not found.settled and time.monotonic() < deadline:
+            await self.run_for(SETTLE_POLL_S * 2)
+            found = await self.promise()
+        return found
+
+    def verdict(
+        self,
+        found: Promise,
+        expected_dead: set[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Print the scenario's figures; fail with the logs kept if it broke."""
+        now = time.monotonic()
+        figures = {"scenario": self.scenario, **found.figures()}
+        if self.healed_at is not None:
+            figures["time to recover s"] = round(now - self.healed_at, 1)
+        if self.generating_stopped_at is not None:
+            figures["drain after generator stop s"] = round(
+                now - self.generating_stopped_at, 1
+            )
+        figures.update(extra or {})
+        print(json.dumps(figures, indent=1))
+        record_figures(self.scenario, figures)
+        problems = found.broken(expected_dead or set())
+        if problems:
+            folder = self.keep_logs()
+            raise AssertionError(
+                f"{self.scenario} broke the promise; logs of every process in "
+                f"{folder}:\n" + "\n".join(problems)
+            )
+        return figures
+
+
+def _compare(
+    found: Promise, latest: dict[str, dict[str, Any]], held: dict[str, dict[str, Any]]
+) -> None:
+    for order_id, write in latest.items():
+        order = held.get(order_id)
+        if order is None:
+            if order_id not in found.dead_letter_orders:
+                found.missing.append(order_id)
+            continue
+        if order["order_version"] < write["modified_time_ms"]:
+            found.behind.append(order_id)
+        if write["kind"] == "DELETE" and order["status"] != "cancelled":
+            found.not_cancelled.append(order_id)
+        if order["status"] == "active" and not order["pin"]:
+            found.without_pin.append(order_id)
+    found.strangers += [o for o in held if o not in latest]
+
+
+def _order_id_of(letter: DeadLetter) -> str | None:
+    """The Clover order id inside a dead-lettered record, when it has one."""
+    try:
+        body = json.loads(letter.original_value())
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    for key in ("order_id", "id"):
+        if isinstance(body.get(key), str):
+            return str(body[key])
+    order = body.get("order")
+    if isinstance(order, dict) and isinstance(order.get("id"), str):
+        return str(order["id"])
+    return None
+
+
+async def read_dead_letters(bootstrap_servers: str) -> list[DeadLetter]:
+    """Every record in the dead-letter topic so far."""
+    consumer = make_consumer(bootstrap_servers, None)
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the metadata partitions_for_topic reads
+        partitions = consumer.partitions_for_topic(DEAD_LETTER) or set()
+        assigned = [TopicPartition(DEAD_LETTER, p) for p in partitions]
+        if not assigned:
+            return []
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        letters: list[DeadLetter] = []
+        while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*assigned, timeout_ms=1000)
+            for records in batch.values():
+                letters += [
+                    DeadLetter.model_validate_json(r.value)
+                    for r in records
+                    if r.value is not None
+                ]
+        return letters
+    finally:
+        await consumer.stop()
+
+
+def record_figures(scenario: str, figures: Mapping[str, Any]) -> None:
+    """Keep the latest figures of a scenario for the BENCHMARKS.md section."""
+    folder = ARTIFACTS / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{scenario}.json").write_text(json.dumps(figures), encoding="utf-8")
