@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import ChaosStack
+from bench.report import write_sections
+from tests.chaos.harness import SESSION_FIGURES, ChaosStack, chaos_section
 
 StackFactory = Callable[..., ChaosStack]
 
@@ -25,3 +26,10 @@ def chaos_stack(
         return ChaosStack(scenario, tmp_path, **options)
 
     return make
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After `make chaos`, put the figures of this run into BENCHMARKS.md."""
+    if session.config.getoption("markexpr") != "chaos" or not SESSION_FIGURES:
+        return
+    write_sections([chaos_section(SESSION_FIGURES, passed=exitstatus == 0)])

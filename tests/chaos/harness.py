@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 from aiokafka import TopicPartition
 
+from bench.report import Section
 from lockerlink.broker import make_consumer
 from lockerlink.demo import Demo, DemoStore
 from lockerlink.devstack import SERVICES, DevStack, Service
@@ -58,6 +59,16 @@ def demo_env(data_dir: Path, redis_url: str, orders_per_s: float) -> dict[str, s
         "LOCKERLINK_DEMO_LOCKER_BASE_PORT": str(locker_base_port()),
         "LOCKERLINK_DEMO_ORDERS_PER_S": str(orders_per_s),
         "LOCKERLINK_POLLER_INTERVAL_S": "1.0",
+        # Time-scaled: a crashed member's partitions, a dead poller's lease and the
+        # longest back-offs end in seconds, not the production minutes.
+        "LOCKERLINK_POLLER_BACKOFF_MAX_S": "3",
+        "LOCKERLINK_POLLER_LEASE_TTL_S": "5",
+        "LOCKERLINK_STREAM_SESSION_TIMEOUT_S": "6",
+        "LOCKERLINK_DELIVERY_SESSION_TIMEOUT_S": "6",
+        "LOCKERLINK_DELIVERY_RETRY_MAX_S": "2",
+        "LOCKERLINK_TOKEN_RETRY_BASE_S": "0.5",
+        "LOCKERLINK_TOKEN_RETRY_MAX_S": "3",
+        "LOCKERLINK_TOKEN_REFRESH_LEASE_S": "5",
     }
 
 
@@ -101,14 +112,23 @@ class Promise:
     reused_refresh_tokens: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     dead_letter_orders: set[str] = field(default_factory=set)
+    dead_letters_without_reason: int = 0
 
     @property
     def settled(self) -> bool:
         """Every order delivered at its latest version (dead-lettered ones aside)."""
         return not (self.missing or self.behind or self.not_cancelled)
 
-    def broken(self, expected_dead: AbstractSet[str] = frozenset()) -> list[str]:
-        """Every way the promise is broken; empty when it is kept."""
+    def broken(
+        self,
+        expected_dead_letters: int = 0,
+        expected_dead: AbstractSet[str] = frozenset(),
+    ) -> list[str]:
+        """Every way the promise is broken; empty when it is kept.
+
+        ``expected_dead_letters``: records the scenario poisoned on purpose;
+        ``expected_dead``: orders it made undeliverable on purpose.
+        """
         problems = []
         for label, orders in (
             ("missing", self.missing),
@@ -124,7 +144,15 @@ class Promise:
             problems.append(f"{self.out_of_order} out-of-order (stale) deliveries")
         if self.reused_refresh_tokens:
             problems.append(f"{self.reused_refresh_tokens} reused refresh tokens")
-        undeliverable = self.dead_letter_orders - expected_dead
+        letters = sum(self.dead_letters.values())
+        if letters != expected_dead_letters:
+            problems.append(
+                f"{letters} dead letters, expected {expected_dead_letters}: "
+                f"{self.dead_letters}"
+            )
+        if self.dead_letters_without_reason:
+            problems.append(f"{self.dead_letters_without_reason} without a reason")
+        undeliverable = self.dead_letter_orders - set(expected_dead)
         if undeliverable:
             problems.append(f"unexpected dead letters for {sorted(undeliverable)[:5]}")
         return problems
@@ -340,6 +368,8 @@ class ChaosStack:
     async def _dead_letters(self, found: Promise) -> None:
         for letter in await read_dead_letters(self.stack.bootstrap_servers):
             where = f"{letter.component}:{letter.reason}"
+            if not letter.reason.strip() or not letter.detail.strip():
+                found.dead_letters_without_reason += 1
             found.dead_letters[where] = found.dead_letters.get(where, 0) + 1
             order_id = _order_id_of(letter)
             if order_id is not None:
@@ -357,7 +387,9 @@ class ChaosStack:
     def verdict(
         self,
         found: Promise,
-        expected_dead: set[str] | None = None,
+        *,
+        expected_dead_letters: int = 0,
+        expected_dead: AbstractSet[str] = frozenset(),
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Print the scenario's figures; fail with the logs kept if it broke."""
@@ -372,7 +404,7 @@ class ChaosStack:
         figures.update(extra or {})
         print(json.dumps(figures, indent=1))
         record_figures(self.scenario, figures)
-        problems = found.broken(expected_dead or set())
+        problems = found.broken(expected_dead_letters, expected_dead)
         if problems:
             folder = self.keep_logs()
             raise AssertionError(
@@ -444,8 +476,47 @@ async def read_dead_letters(bootstrap_servers: str) -> list[DeadLetter]:
         await consumer.stop()
 
 
+SESSION_FIGURES: list[dict[str, Any]] = []
+"""Figures of every scenario run in this pytest session, in order."""
+
+CHAOS_COMMAND = "make chaos"
+
+
+def chaos_section(runs: list[dict[str, Any]], passed: bool) -> Section:
+    """The BENCHMARKS.md section of one `make chaos` run."""
+    section = Section(
+        name="chaos",
+        title="Chaos suite: the promise under faults (issue 9)",
+        command=CHAOS_COMMAND,
+    )
+    for figures in runs:
+        letters = figures["dead letters"]
+        why = ", ".join(f"{k} x{v}" for k, v in letters.items()) or "none"
+        section.add(
+            figures["scenario"],
+            f"created {figures['orders created']}, writes {figures['order writes']}, "
+            f"delivered {figures['delivered']}, duplicates at locker "
+            f"{figures['duplicates at locker']}, missing {figures['missing']}, "
+            f"out-of-order {figures['out-of-order']}, dead letters {why}, "
+            f"refresh calls {figures['refresh calls']}, reused refresh tokens "
+            f"{figures['reused refresh tokens']}",
+            f"recovered {figures.get('time to recover s', '-')} s after the fault "
+            f"ended; drained {figures.get('drain after generator stop s', '-')} s "
+            "after the generator stopped",
+        )
+    section.notes += [
+        "Counts, not speeds: the third column is the time from the end of the "
+        "fault (and from pausing Clover's generator) until every locker held "
+        "every order at its latest version.",
+        "Duplicates at the locker are redeliveries its Idempotency-Key absorbed.",
+        f"Whole run {'passed' if passed else 'FAILED'}.",
+    ]
+    return section
+
+
 def record_figures(scenario: str, figures: Mapping[str, Any]) -> None:
     """Keep the latest figures of a scenario for the BENCHMARKS.md section."""
+    SESSION_FIGURES.append(dict(figures))
     folder = ARTIFACTS / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{scenario}.json").write_text(json.dumps(figures), encoding="utf-8")
