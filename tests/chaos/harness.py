@@ -68,7 +68,6 @@ def demo_env(data_dir: Path, redis_url: str, orders_per_s: float) -> dict[str, s
         "LOCKERLINK_DELIVERY_RETRY_MAX_S": "2",
         "LOCKERLINK_TOKEN_RETRY_BASE_S": "0.5",
         "LOCKERLINK_TOKEN_RETRY_MAX_S": "3",
-        "LOCKERLINK_TOKEN_REFRESH_LEASE_S": "5",
     }
 
 
@@ -384,7 +383,23 @@ class ChaosStack:
             found = await self.promise()
         return found
 
-    def verdict(
+    async def _trace(self, folder: Path, found: Promise) -> None:
+        """Write where each lost order was last seen, for the one who investigates."""
+        lost = set(found.missing + found.behind + found.not_cancelled)
+        writes = (await self._json(f"{self.clover_admin}/orders"))["elements"]
+        seen = await find_in_topics(self.stack.bootstrap_servers, lost)
+        trace = {
+            order_id: {
+                "clover writes": [w for w in writes if w["order_id"] == order_id],
+                "records": seen.get(order_id, []),
+            }
+            for order_id in sorted(lost)
+        }
+        (folder / "lost-orders.json").write_text(
+            json.dumps(trace, indent=1), encoding="utf-8"
+        )
+
+    async def verdict(
         self,
         found: Promise,
         *,
@@ -407,6 +422,7 @@ class ChaosStack:
         problems = found.broken(expected_dead_letters, expected_dead)
         if problems:
             folder = self.keep_logs()
+            await self._trace(folder, found)
             raise AssertionError(
                 f"{self.scenario} broke the promise; logs of every process in "
                 f"{folder}:\n" + "\n".join(problems)
@@ -447,6 +463,45 @@ def _order_id_of(letter: DeadLetter) -> str | None:
     if isinstance(order, dict) and isinstance(order.get("id"), str):
         return str(order["id"])
     return None
+
+
+async def find_in_topics(
+    bootstrap_servers: str, order_ids: AbstractSet[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Every record of every topic that mentions one of ``order_ids``."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    consumer = make_consumer(bootstrap_servers, None)
+    await consumer.start()
+    try:
+        assigned = [
+            TopicPartition(topic, p)
+            for topic in await consumer.topics()
+            for p in consumer.partitions_for_topic(topic) or set()
+        ]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*assigned, timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    text = (record.value or b"").decode("utf-8", "replace")
+                    for order_id in order_ids:
+                        if order_id in text:
+                            found.setdefault(order_id, []).append(
+                                {
+                                    "topic": record.topic,
+                                    "offset": record.offset,
+                                    "headers": [
+                                        (k, v.decode("utf-8", "replace"))
+                                        for k, v in record.headers
+                                    ],
+                                    "value": text[:300],
+                                }
+                            )
+        return found
+    finally:
+        await consumer.stop()
 
 
 async def read_dead_letters(bootstrap_servers: str) -> list[DeadLetter]:

@@ -37,7 +37,7 @@ async def test_poison_records_in_the_raw_topic_go_to_dead_letters_with_a_reason(
         await stack.run_for(4)
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S)
-        stack.verdict(
+        await stack.verdict(
             found,
             expected_dead_letters=len(POISON),
             extra={"poison records": len(POISON)},
@@ -55,4 +55,6 @@ async def test_dropped_and_duplicated_webhooks_lose_and_repeat_nothing(
         await stack.run_for(15)
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S)
-        stack.verdict(found, extra={"webhook drop": 0.3, "webhook duplicates": 0.3})
+        await stack.verdict(
+            found, extra={"webhook drop": 0.3, "webhook duplicates": 0.3}
+        )

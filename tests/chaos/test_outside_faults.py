@@ -26,7 +26,7 @@ async def test_locker_down_then_back_and_another_flapping_lose_nothing(
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S)
         await stack.locker_faults(flapping, {})
-        stack.verdict(found)
+        await stack.verdict(found)
 
 
 @pytest.mark.chaos
@@ -46,7 +46,7 @@ async def test_clover_failing_resetting_and_hanging_then_back_loses_nothing(
         await stack.run_for(4)
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S)
-        stack.verdict(found)
+        await stack.verdict(found)
 
 
 @pytest.mark.chaos
@@ -60,4 +60,4 @@ async def test_clover_429_storm_loses_nothing(chaos_stack: StackFactory) -> None
         await stack.run_for(4)
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S)
-        stack.verdict(found)
+        await stack.verdict(found)

@@ -19,7 +19,7 @@ async def _crash_and_restart(chaos_stack: StackFactory, service: str) -> None:
         await stack.run_for(6)
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S)
-        stack.verdict(found)
+        await stack.verdict(found)
     assert found.delivered > 0
 
 

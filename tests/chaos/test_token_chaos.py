@@ -57,7 +57,7 @@ async def test_token_services_killed_tripled_and_redis_restarted_never_reuse_a_t
         await stack.run_for(20)
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S)
-        stack.verdict(found)
+        await stack.verdict(found)
     assert found.refresh_calls >= len(stack.demo.stores)
 
 
@@ -79,4 +79,4 @@ async def test_clover_rejecting_valid_tokens_for_a_while_loses_nothing(
         await stack.run_for(6)
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S)
-        stack.verdict(found)
+        await stack.verdict(found)
