@@ -89,7 +89,7 @@ class PollerProcess:
         self.owner = new_owner_id()
         self._tokens = tokens
         self._merchants = merchants
-        self._keys = keys or KeySpace()
+        self._keys = keys or KeySpace(settings.redis_key_prefix)
         self._topic = topic
         self._hook = alert_hook
         self._serve_webhooks = serve_webhooks
