@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     poller_webhook_debounce_s: float = Field(
         0.05, ge=0, description="Wait that folds a burst of webhooks into one fetch."
     )
+    poller_delete_sweep_s: float = Field(
+        300.0,
+        gt=0,
+        description="How often a merchant's recent orders are checked for deletions.",
+    )
     poller_published_retention_s: float = Field(
         604800.0, gt=0, description="How long published order versions are remembered."
     )

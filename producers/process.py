@@ -174,6 +174,7 @@ class PollerProcess:
                 app_requests_per_s=settings.poller_app_requests_per_s
                 * self.budget.limits.poll_share,
                 stop_timeout_s=settings.clover_timeout_s,
+                delete_sweep_s=settings.poller_delete_sweep_s,
             ),
             self._hook,
             backoff,
