@@ -63,6 +63,8 @@ def demo_env(data_dir: Path, redis_url: str, orders_per_s: float) -> dict[str, s
         # longest back-offs end in seconds, not the production minutes.
         "LOCKERLINK_POLLER_BACKOFF_MAX_S": "3",
         "LOCKERLINK_POLLER_LEASE_TTL_S": "5",
+        # Deletions the poller missed (webhook lost, poller down) come from its sweep.
+        "LOCKERLINK_POLLER_DELETE_SWEEP_S": "5",
         "LOCKERLINK_STREAM_SESSION_TIMEOUT_S": "6",
         "LOCKERLINK_DELIVERY_SESSION_TIMEOUT_S": "6",
         "LOCKERLINK_DELIVERY_RETRY_MAX_S": "2",
@@ -112,6 +114,7 @@ class Promise:
     dead_letters: dict[str, int] = field(default_factory=dict)
     dead_letter_orders: set[str] = field(default_factory=set)
     dead_letters_without_reason: int = 0
+    deleted_undelivered: int = 0
 
     @property
     def settled(self) -> bool:
@@ -163,6 +166,7 @@ class Promise:
             "delivered": self.delivered,
             "duplicates at locker": self.duplicates,
             "missing": len(self.missing),
+            "deleted before delivery": self.deleted_undelivered,
             "out-of-order": self.out_of_order,
             "dead letters": dict(sorted(self.dead_letters.items())),
             "refresh calls": self.refresh_calls,
@@ -435,6 +439,10 @@ def _compare(
 ) -> None:
     for order_id, write in latest.items():
         order = held.get(order_id)
+        if order is None and write["kind"] == "DELETE":
+            # Deleted before it was ever delivered: there is nothing to cancel.
+            found.deleted_undelivered += 1
+            continue
         if order is None:
             if order_id not in found.dead_letter_orders:
                 found.missing.append(order_id)
