@@ -38,9 +38,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from redis.exceptions import RedisError
 
 from lockerlink.errors import ConfigError
 from lockerlink.keys import KeySpace
+from lockerlink.redis_store import RedisUnavailable
 from schemas.locker_order import Channel, PinPolicyName, Platform
 from schemas.topics import is_valid_store_id
 
@@ -213,8 +215,15 @@ class StoreRegistry:
     async def resolve_merchant(
         self, redis: aioredis.Redis, keyspace: KeySpace, merchant_id: str
     ) -> Store | None:
-        """The merchant's store: a Redis override wins over the file."""
-        override = await redis.get(keyspace.store_override(merchant_id))
+        """The merchant's store: a Redis override wins over the file.
+
+        Raises `RedisUnavailable` when Redis cannot answer: the caller waits for it,
+        since the record itself is fine and must not be set aside as bad input.
+        """
+        try:
+            override = await redis.get(keyspace.store_override(merchant_id))
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"store override lookup failed: {exc}") from exc
         if override is not None:
             name = override.decode() if isinstance(override, bytes) else str(override)
             store = self._by_id.get(name)

@@ -7,10 +7,17 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from lockerlink.errors import ConfigError
+from lockerlink.embedded import free_port
+from lockerlink.errors import ConfigError, DependencyError
 from lockerlink.keys import KeySpace
-from lockerlink.registry import Keypad, StoreRegistry
+from lockerlink.redis_store import RedisUnavailable
+from lockerlink.registry import Keypad, Store, StoreRegistry
 from schemas.locker_order import Channel, PinPolicyName, Platform
+from schemas.raw_order import RawSource, order_record
+from schemas.topics import RAW_ORDERS
+from streams.ledger import MemoryLedger
+from streams.processor import OrderProcessor
+from streams.record import RawRecord
 
 REGISTRY_YAML = """
 stores:
@@ -104,3 +111,24 @@ async def test_override_to_an_unknown_store_is_refused(
     registry = StoreRegistry.from_mapping({"stores": [{"store_id": "a"}]})
     with pytest.raises(ConfigError):
         await registry.set_override(redis, keyspace, "M", "nowhere")
+
+
+async def test_unreachable_redis_makes_the_stream_wait_instead_of_dead_lettering(
+    tmp_path: Path, keyspace: KeySpace
+) -> None:
+    """Found by the chaos suite: a Redis restart dead-lettered a valid order."""
+    registry = StoreRegistry.from_file(_write(tmp_path, REGISTRY_YAML))
+    gone = aioredis.Redis(port=free_port(), socket_connect_timeout=1)
+    order = {"id": "REDISGONE0001", "modifiedTime": 1733095800000, "title": "Ana"}
+    raw = order_record("MERCHANTAAAA1", order, fetched_at_ms=5, source=RawSource.POLL)
+    record = RawRecord(RAW_ORDERS, 0, 7, raw.key, raw.value, raw.headers)
+
+    async def resolve(merchant_id: str) -> Store | None:
+        return await registry.resolve_merchant(gone, keyspace, merchant_id)
+
+    try:
+        with pytest.raises(RedisUnavailable) as caught:
+            await OrderProcessor(resolve, MemoryLedger()).process([record])
+    finally:
+        await gone.aclose()
+    assert isinstance(caught.value, DependencyError)
