@@ -118,9 +118,13 @@ def _rss_mb(pid: int | str = "self") -> float:
 
 # -- load ----------
 async def _closed_loop(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str], seconds: float
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    seconds: float,
+    callers: int = CONNECTIONS,
 ) -> tuple[float, list[float]]:
-    """Requests per second and latencies with CONNECTIONS callers back to back."""
+    """Requests per second and latencies with ``callers`` asking back to back."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -133,36 +137,27 @@ async def _closed_loop(
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(CONNECTIONS)))
+    await asyncio.gather(*(caller() for _ in range(callers)))
     return len(latencies) / (time.perf_counter() - started), latencies
 
 
-async def _open_loop(
+async def _at_half_peak(
     session: aiohttp.ClientSession,
     url: str,
     headers: dict[str, str],
-    rate_per_s: float,
-    seconds: float,
-) -> list[float]:
-    """Latencies of requests sent at a fixed rate, whether or not answers keep up."""
-    latencies: list[float] = []
+    peak_rps: float,
+) -> tuple[int, float, list[float]]:
+    """The closed-loop run whose rate is nearest half the peak: callers, rps, lat.
 
-    async def one(due: float) -> None:
-        async with session.get(url, headers=headers) as resp:
-            await resp.read()
-            assert resp.status == 200, resp.status
-        latencies.append(time.perf_counter() - due)
-
-    start = time.perf_counter()
-    tasks = []
-    for i in range(int(rate_per_s * seconds)):
-        due = start + i / rate_per_s
-        pause = due - time.perf_counter()
-        if pause > 0:
-            await asyncio.sleep(pause)
-        tasks.append(asyncio.create_task(one(due)))
-    await asyncio.gather(*tasks)
-    return latencies
+    A paced (open-loop) generator in this process cannot keep a steady rate on a
+    loaded machine, so the load is set by the number of callers instead.
+    """
+    runs = []
+    for callers in (1, 2, 4, 8):
+        rps, latencies = await _closed_loop(session, url, headers, ROUND_S, callers)
+        runs.append((abs(rps - peak_rps / 2), callers, rps, latencies))
+    _, callers, rps, latencies = min(runs, key=lambda run: run[0])
+    return callers, rps, latencies
 
 
 def _ms(values: list[float], quantile: float) -> float:
@@ -264,7 +259,9 @@ async def _throughput(stack: _Stack, credential: str, section: Section) -> None:
         ratio, rps, lat, base_rps, base_lat = sorted(rounds, key=lambda r: r[0])[
             len(rounds) // 2
         ]
-        half = await _open_loop(session, service_url, headers, rps / 2, ROUND_S)
+        callers, half_rps, half = await _at_half_peak(
+            session, service_url, headers, rps
+        )
     section.add(
         f"bare aiohttp TLS handler, one Redis GET, {CONNECTIONS} keep-alive callers",
         f"{base_rps:,.0f} req/s; p50 {_ms(base_lat, 0.5):.2f} ms, "
@@ -278,7 +275,7 @@ async def _throughput(stack: _Stack, credential: str, section: Section) -> None:
         f"{ratio:.2f} x baseline req/s (target >= 0.5)",
     )
     section.add(
-        f"token service at half its peak ({rps / 2:,.0f} req/s, paced)",
+        f"token service near half its peak: {callers} caller(s), {half_rps:,.0f} req/s",
         f"p50 {_ms(half, 0.5):.2f} ms, p99 {_ms(half, 0.99):.2f} ms",
         f"p99 target < 10 ms: {'met' if _ms(half, 0.99) < 10 else 'NOT met'}",
     )
@@ -318,6 +315,29 @@ async def _expire_now(vault: Vault) -> str:
     return current.pair.access_token
 
 
+async def _stampede_once(
+    session: aiohttp.ClientSession, base: str, headers: dict[str, str]
+) -> list[tuple[float, str]]:
+    """Latency and token of STAMPEDE callers released at the same moment."""
+    go = asyncio.Event()
+    answers: list[tuple[float, str]] = []
+    started = 0.0
+
+    async def caller() -> None:
+        await go.wait()
+        async with session.get(f"{base}/v1/token", headers=headers) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+        answers.append((time.perf_counter() - started, body["access_token"]))
+
+    tasks = [asyncio.create_task(caller()) for _ in range(STAMPEDE)]
+    await asyncio.sleep(0.2)
+    started = time.perf_counter()
+    go.set()
+    await asyncio.gather(*tasks)
+    return answers
+
+
 async def _stampede(
     stack: _Stack, vault: Vault, credential: str, section: Section
 ) -> None:
@@ -333,40 +353,36 @@ async def _stampede(
                 await resp.read()
 
         await asyncio.gather(*(warm() for _ in range(STAMPEDE)))
+        valid = await _stampede_once(session, base, headers)
         old = await _expire_now(vault)
         before = await _sandbox_calls(stack, "refresh", MERCHANT)
-        go = asyncio.Event()
-        answers: list[tuple[float, str]] = []
-
-        async def caller() -> None:
-            await go.wait()
-            async with session.get(f"{base}/v1/token", headers=headers) as resp:
-                body = await resp.json()
-                assert resp.status == 200, body
-            answers.append((time.perf_counter() - started, body["access_token"]))
-
-        tasks = [asyncio.create_task(caller()) for _ in range(STAMPEDE)]
-        await asyncio.sleep(0.2)
-        started = time.perf_counter()
-        go.set()
-        await asyncio.gather(*tasks)
+        answers = await _stampede_once(session, base, headers)
     refreshes = await _sandbox_calls(stack, "refresh", MERCHANT) - before
     tokens = {token for _, token in answers}
     slowest_ms = 1000 * max(t for t, _ in answers)
+    valid_ms = 1000 * max(t for t, _ in valid)
     sandbox_ms = 1000 * statistics.median(refresh_s)
     median_ms = 1000 * statistics.median(t for t, _ in answers)
+    extra_ms = slowest_ms - valid_ms
     section.add(
         "Clover sandbox refresh, called directly (median of 20)",
         f"{sandbox_ms:.1f} ms (max {1000 * max(refresh_s):.1f} ms)",
         "baseline",
     )
     section.add(
-        f"stampede: {STAMPEDE} callers, token just expired",
+        f"{STAMPEDE} callers at once, token still valid (no refresh)",
+        f"slowest {valid_ms:.0f} ms, median "
+        f"{1000 * statistics.median(t for t, _ in valid):.0f} ms",
+        "baseline",
+    )
+    section.add(
+        f"stampede: {STAMPEDE} callers at once, token just expired",
         f"{refreshes} refresh(es) reached Clover; {len(answers)} answers, "
         f"{len(tokens)} distinct token(s), new: {old not in tokens}; "
         f"slowest {slowest_ms:.0f} ms, median {median_ms:.0f} ms",
-        f"slowest - sandbox refresh = {slowest_ms - sandbox_ms:.0f} ms "
-        f"(target <= 100 ms: {'met' if slowest_ms - sandbox_ms <= 100 else 'NOT met'})",
+        f"slowest - sandbox refresh = {slowest_ms - sandbox_ms:.0f} ms (target <= "
+        f"100 ms: {'met' if slowest_ms - sandbox_ms <= 100 else 'NOT met'}); "
+        f"slowest - slowest with a valid token = {extra_ms:.0f} ms",
     )
 
 
