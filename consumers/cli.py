@@ -26,7 +26,7 @@ from consumers.replay import (
 from consumers.store_lane import DeliveryOptions
 from lockerlink.cli import settings_from
 from lockerlink.devstack import SERVICES, Service
-from lockerlink.errors import ConfigError
+from lockerlink.errors import ConfigError, LockerlinkError
 from lockerlink.registry import StoreRegistry, load_registry
 from lockerlink.settings import Settings
 from schemas.topics import store_topic
@@ -144,12 +144,19 @@ def replay(
         load_registry(settings.store_registry_path),
         store_id,
     )
-    summary = _bar_run(
-        f"replay {store_id}",
-        lambda total, step: job.run(
-            since_at, until_at, dry_run=dry_run, on_total=total, on_progress=step
-        ),
-    )
+    try:
+        summary = _bar_run(
+            f"replay {store_id}",
+            lambda total, step: job.run(
+                since_at, until_at, dry_run=dry_run, on_total=total, on_progress=step
+            ),
+        )
+    except LockerlinkError as exc:
+        if job.summary is not None:
+            _report(
+                settings, "replay store", job.summary, store=store_id, error=exc.message
+            )
+        raise
     _report(settings, "replay store", summary, store=store_id)
 
 

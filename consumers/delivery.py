@@ -100,6 +100,12 @@ class DeliveryService:
         """Stores whose locker is failing (breaker open)."""
         return {store for store, lane in self.lanes.items() if lane.held}
 
+    def assigned_stores(self) -> set[str]:
+        """Stores whose partitions this process holds right now."""
+        if self._consumer is None:
+            return set()
+        return {store_of_topic(tp.topic) or "" for tp in self._consumer.assignment()}
+
     def paused_stores(self) -> set[str]:
         """Stores whose partitions are paused right now."""
         return set(self._paused)
@@ -121,6 +127,9 @@ class DeliveryService:
             session_timeout_ms=int(self.options.session_timeout_s * 1000),
             heartbeat_interval_ms=max(100, int(self.options.session_timeout_s * 250)),
             max_partition_fetch_bytes=256 * 1024,
+            # A broker may hold a fetch for its whole wait even when records arrive
+            # (the embedded Tansu does), and that wait is every event's latency.
+            fetch_max_wait_ms=100,
         )
         if self.topics:
             consumer.subscribe(topics=list(self.topics), listener=_Rebalance(self))
@@ -242,7 +251,12 @@ class DeliveryService:
         self._committed.update(offsets)
 
     async def release_partitions(self, revoked: set[TopicPartition]) -> None:
-        """Stop the lanes of revoked partitions and commit what they settled."""
+        """Stop the lanes of revoked partitions and commit what they settled.
+
+        aiokafka rebalances eagerly: every partition is revoked, and each new
+        assignment starts from its committed offset, so dropping the lanes' queued
+        records loses nothing.
+        """
         stores = {store_of_topic(tp.topic) for tp in revoked}
         lanes = [self.lanes[s] for s in stores if s in self.lanes]
         for lane in lanes:

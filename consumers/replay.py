@@ -126,6 +126,8 @@ class StoreReplay:
         self.store_id = store_id
         self.locker = store.locker
         self.backoff = backoff or Backoff(base_s=0.2, max_s=5.0)
+        self.summary: ReplaySummary | None = None
+        """The running replay's summary so far, also when it stopped early."""
         self.max_attempts = max_attempts
         self.credential: str | None = None
         if self.locker.credential_env:
@@ -146,6 +148,7 @@ class StoreReplay:
         on_progress: Progress | None = None,
     ) -> ReplaySummary:
         summary = ReplaySummary(f"store {self.store_id}", since, until, dry_run)
+        self.summary = summary
         since_ms, until_ms = epoch_ms(since) or 0, epoch_ms(until)
         consumer = reader(self.bootstrap_servers)
         await consumer.start()

@@ -49,12 +49,18 @@ def dev() -> None:
 
 
 @dev.command("up")
+@click.option(
+    "--demo/--no-demo",
+    default=True,
+    show_default=True,
+    help="Also run the Clover and locker sandboxes with five demo stores.",
+)
 @click.pass_context
-def dev_up(ctx: click.Context) -> None:
+def dev_up(ctx: click.Context, demo: bool) -> None:
     """Start broker, Redis and every service; Ctrl-C stops all of it."""
     from lockerlink.devstack import run_dev_up
 
-    sys.exit(run_dev_up(settings_from(ctx)))
+    sys.exit(run_dev_up(settings_from(ctx), demo=demo))
 
 
 @cli.group()

@@ -16,13 +16,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from lockerlink.broker import ensure_topics
-from lockerlink.embedded import EmbeddedBroker, EmbeddedRedis, port_answers
+from lockerlink.embedded import (
+    EmbeddedBroker,
+    EmbeddedRedis,
+    die_with_parent,
+    port_answers,
+)
 from lockerlink.errors import ConfigError
 from lockerlink.redis_store import redis_answers
 from lockerlink.settings import Settings
@@ -99,6 +104,7 @@ class DevStack:
         self.children: list[tuple[Service, subprocess.Popen[bytes]]] = []
         self.bootstrap_servers = settings.kafka_bootstrap_servers
         self.redis_url = settings.redis_url
+        self.extra_env: dict[str, str] = {}
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -132,22 +138,63 @@ class DevStack:
         for name in created:
             self.say(f"topic   created {name}")
 
-    def start_services(self, services: list[Service]) -> None:
-        env = {
+    def service_env(self) -> dict[str, str]:
+        """The environment every child service starts with."""
+        return {
             **os.environ,
             "LOCKERLINK_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "LOCKERLINK_REDIS_URL": self.redis_url,
             "LOCKERLINK_DATA_DIR": str(self.data_dir),
+            **self.extra_env,
         }
+
+    def start_service(self, service: Service) -> subprocess.Popen[bytes]:
+        """Start one service; its output goes to ``logs/<name>.log``."""
+        log_dir = self.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with (log_dir / f"{service.name}.log").open("ab") as log_file:
+            process = subprocess.Popen(  # noqa: S603 - our own console script
+                [sys.executable, "-m", "lockerlink", *service.argv],
+                env={**self.service_env(), **service.env},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+                # Ctrl-C reaches the whole terminal process group; services get
+                # their own so that `dev up` alone decides the order they stop in.
+                start_new_session=True,
+            )
+        self.children = [(s, p) for s, p in self.children if s.name != service.name]
+        self.children.append((service, process))
+        return process
+
+    def start_services(self, services: list[Service]) -> None:
         if not services:
             self.say("services none registered yet")
         for service in services:
-            process = subprocess.Popen(  # noqa: S603 - our own console script
-                [sys.executable, "-m", "lockerlink", *service.argv],
-                env={**env, **service.env},
+            process = self.start_service(service)
+            self.say(
+                f"service {service.name} started (pid {process.pid}, "
+                f"log {self.data_dir / 'logs' / service.name}.log)"
             )
-            self.children.append((service, process))
-            self.say(f"service {service.name} started (pid {process.pid})")
+
+    def process_of(self, name: str) -> subprocess.Popen[bytes]:
+        for service, process in self.children:
+            if service.name == name:
+                return process
+        raise KeyError(name)
+
+    def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal one service and wait for it to end (SIGKILL: as a crash would)."""
+        process = self.process_of(name)
+        if process.poll() is None:
+            process.send_signal(sig)
+            process.wait(timeout=STOP_TIMEOUT_S + 1)
+
+    def restart_service(self, name: str) -> subprocess.Popen[bytes]:
+        for service, _ in self.children:
+            if service.name == name:
+                return self.start_service(service)
+        raise KeyError(name)
 
     def exited_child(self) -> tuple[Service, int] | None:
         for service, process in self.children:
@@ -176,7 +223,10 @@ class DevStack:
             self.broker.stop(timeout_s=0.5)
 
 
-async def _wait_for_stop(stack: DevStack) -> str:
+async def _wait_for_stop(
+    stack: DevStack, side_work: Callable[[], Coroutine[Any, Any, None]] | None = None
+) -> tuple[str, bool]:
+    """Wait for Ctrl-C, SIGTERM or a service dying; returns (reason, clean)."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     reason = "stopped"
@@ -188,31 +238,63 @@ async def _wait_for_stop(stack: DevStack) -> str:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    side = asyncio.create_task(side_work()) if side_work is not None else None
     try:
         while not stopping.is_set():
             exited = stack.exited_child()
             if exited is not None:
                 service, code = exited
-                return f"service {service.name} exited with code {code}"
+                log_path = stack.data_dir / "logs" / f"{service.name}.log"
+                return (
+                    f"service {service.name} exited with code {code}; see {log_path}",
+                    False,
+                )
+            if side is not None and side.done() and not side.cancelled():
+                error = side.exception()
+                if error is not None:
+                    return f"demo set-up failed: {error!r}", False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=0.5)
-        return reason
+        return reason, True
     finally:
+        if side is not None:
+            side.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await side
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
-def run_dev_up(settings: Settings, services: list[Service] | None = None) -> int:
+def run_dev_up(
+    settings: Settings, services: list[Service] | None = None, demo: bool = False
+) -> int:
     """Run the stack until stopped; returns the process exit code."""
     stack = DevStack(settings)
+    side_work: Callable[[], Coroutine[Any, Any, None]] | None = None
     with exclusive_lock(stack.data_dir / "dev-up.lock"):
         try:
             asyncio.run(stack.start_servers())
+            if demo:
+                from lockerlink.demo import Demo
+
+                plan = Demo(settings, stack.data_dir)
+                stack.extra_env.update(plan.env())
+                stack.start_services(plan.sandbox_services())
+
+                async def side() -> None:
+                    await plan.connect_merchants(stack.say)
+                    await plan.print_deliveries(stack.say)
+
+                side_work = side
             stack.start_services(SERVICES if services is None else services)
+            stack.say(
+                f"status  http://{settings.status_page_host}:"
+                f"{settings.status_page_port}/ (password: the admin credential)"
+            )
             stack.say("ready   press Ctrl-C to stop")
-            reason = asyncio.run(_wait_for_stop(stack))
+            reason, clean = asyncio.run(_wait_for_stop(stack, side_work))
             stack.say(f"stopping ({reason})")
         finally:
             stack.stop()
         stack.say("stopped")
-    return 0
+    return 0 if clean else 1

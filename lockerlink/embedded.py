@@ -7,15 +7,32 @@ keeps an append-only file under the data directory so a restart loses nothing.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO
 
 from lockerlink.errors import ConfigError, DependencyError
+
+
+def die_with_parent() -> None:
+    """In a child before exec: be killed when the process that started us dies.
+
+    Without this, a `dev up` or a test run that is itself killed leaves its broker,
+    Redis and services running. Linux only; elsewhere it does nothing. The signal
+    follows the *thread* that started the child, so start children from the main
+    thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,7 +85,11 @@ class _ChildServer:
             self._log = self.log_path.open("ab")
         out = self._log if self._log is not None else subprocess.DEVNULL
         self._process = subprocess.Popen(  # noqa: S603 - fixed binary, our arguments
-            self._command(), stdout=out, stderr=subprocess.STDOUT
+            self._command(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+            start_new_session=True,  # stopped by whoever started it, in order
         )
         try:
             wait_for_port(self.host, self.port, timeout_s, self.name)

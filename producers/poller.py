@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lockerlink.errors import CloverError
+from producers.budget import Priority
 from producers.clover_client import CloverClient, CloverNotFound
 from producers.cursor import CursorStore
 from producers.customers import CustomerCache
@@ -28,6 +29,11 @@ from schemas.raw_order import RawOrderRecord, RawSource, delete_record, order_re
 
 log = logging.getLogger(__name__)
 
+
+SWEEP_BATCH = 100
+
+CURSOR_STEP_MS = 10_000
+"""An unchanged merchant's cursor is written at most this often (it only trails)."""
 
 Clock = Callable[[], float]
 """Unix seconds; the wall clock outside tests."""
@@ -119,6 +125,7 @@ class MerchantPoller:
         self._reader = reader
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self._cursor_ms: dict[str, int] = {}
         self.stats = PollStats()
 
     def _now_ms(self) -> int:
@@ -130,6 +137,7 @@ class MerchantPoller:
     def forget(self, merchant_id: str) -> None:
         """Drop per-merchant state once the merchant's lease is gone."""
         self._locks.pop(merchant_id, None)
+        self._cursor_ms.pop(merchant_id, None)
 
     async def recover(self, merchant_id: str) -> None:
         """Settle a publish the previous holder of this merchant left unfinished."""
@@ -152,7 +160,7 @@ class MerchantPoller:
     async def poll(self, merchant_id: str) -> int:
         """Publish every order version changed since the cursor; returns how many."""
         started_ms = self._now_ms()
-        cursor_ms = await self._cursors.get(merchant_id)
+        cursor_ms = await self._cursor(merchant_id)
         if cursor_ms is None:
             since_ms = started_ms - self._window.backfill_ms
         else:
@@ -162,11 +170,21 @@ class MerchantPoller:
             merchant_id, orders, RawSource.POLL, started_ms
         )
         # Only now is everything the poll read acknowledged by Kafka.
-        await self._cursors.advance(
-            merchant_id, started_ms - self._window.safety_lag_ms, self._owner
-        )
+        target_ms = started_ms - self._window.safety_lag_ms
+        if published or cursor_ms is None or target_ms - cursor_ms >= CURSOR_STEP_MS:
+            await self._cursors.advance(merchant_id, target_ms, self._owner)
+            self._cursor_ms[merchant_id] = max(target_ms, cursor_ms or target_ms)
         self.stats.polls += 1
         return published
+
+    async def _cursor(self, merchant_id: str) -> int | None:
+        """The cursor; read once per lease, since only the lease holder moves it."""
+        if merchant_id in self._cursor_ms:
+            return self._cursor_ms[merchant_id]
+        cursor_ms = await self._cursors.get(merchant_id)
+        if cursor_ms is not None:
+            self._cursor_ms[merchant_id] = cursor_ms
+        return cursor_ms
 
     async def _read_all_pages(self, merchant_id: str, since_ms: int) -> list[Any]:
         """Every order modified since ``since_ms``, paging by modifiedTime.
@@ -189,6 +207,36 @@ class MerchantPoller:
             if len(page) < limit:
                 return orders
             since_ms, skip = _next_page(page, since_ms, skip)
+
+    async def sweep_deletes(self, merchant_id: str) -> int:
+        """Publish delete records for orders that left Clover's listing.
+
+        Polls by ``modifiedTime`` never see a deletion, and a DELETE webhook can be
+        lost. So the orders published within the backfill window are looked up by
+        id, a hundred per request; each one missing is confirmed with a single
+        read (404) before its delete record goes out.
+        """
+        since_ms = self._now_ms() - self._window.backfill_ms
+        known = await self._ledger.live_since(merchant_id, since_ms)
+        missing: list[str] = []
+        for start in range(0, len(known), SWEEP_BATCH):
+            chunk = known[start : start + SWEEP_BATCH]
+            listed = await self._client.orders_with_ids(merchant_id, chunk)
+            present = {o.get("id") for o in listed if isinstance(o, dict)}
+            missing += [order_id for order_id in chunk if order_id not in present]
+        gone = [o for o in missing if await self._is_gone(merchant_id, o)]
+        if not gone:
+            return 0
+        return await self._publish_orders(
+            merchant_id, [], RawSource.POLL, self._now_ms(), deleted=gone
+        )
+
+    async def _is_gone(self, merchant_id: str, order_id: str) -> bool:
+        try:
+            await self._client.get_order(merchant_id, order_id, Priority.POLL)
+        except CloverNotFound:
+            return True
+        return False
 
     async def fetch_pending(self, merchant_id: str) -> int:
         """Fetch the orders webhooks named and publish them; returns how many."""

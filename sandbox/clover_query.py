@@ -25,7 +25,7 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "=": operator.eq,
 }
-_TIME_FILTER = re.compile(r"^\s*modifiedTime\s*(>=|<=|>|<|=)\s*(-?\d+)\s*$")
+_TIME_FILTER = re.compile(r"^\s*modifiedTime\s*(>=|<=|>|<|=)\s*(-?\d{1,18})\s*$")
 _ID_IN_FILTER = re.compile(r"^\s*id\s+in\s*\(([^()]*)\)\s*$", re.IGNORECASE)
 _ID_EQ_FILTER = re.compile(r"^\s*id\s*=\s*([A-Za-z0-9]+)\s*$")
 

@@ -35,6 +35,7 @@ import hmac
 import json
 import logging
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -81,6 +82,11 @@ class Received:
     order_version: int
     event_type: str
     outcome: Outcome
+    received_at_ms: int = 0
+    channel: str = ""
+    platform: str | None = None
+    customer: str | None = None
+    pin: str = ""
 
 
 @dataclass
@@ -314,6 +320,11 @@ class LockerApp:
                 order_version=event.order_version,
                 event_type=event.event_type.value,
                 outcome=outcome,
+                received_at_ms=int(time.time() * 1000),
+                channel=event.source.channel.value,
+                platform=event.source.platform.value if event.source.platform else None,
+                customer=event.customer.display_name,
+                pin=event.pickup.pin,
             )
         )
 
@@ -343,7 +354,7 @@ class LockerApp:
     async def put_faults(self, request: web.Request) -> web.Response:
         try:
             faults = LockerFaults.model_validate(await request.json())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return _error(400, "malformed_json", str(exc))
         except ValidationError as exc:
             return _error(422, "invalid_faults", exc.errors(include_url=False))

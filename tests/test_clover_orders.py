@@ -136,7 +136,11 @@ async def test_unsupported_filter_and_bad_paging_get_400(
         bad_limit, _, _ = await client.get("/orders", {"limit": "many"})
         bad_offset, _, _ = await client.get("/orders", {"offset": "-1"})
         bad_expand, _, _ = await client.get("/orders", {"expand": "everything"})
+        huge, _, _ = await client.get(
+            "/orders", {"filter": "modifiedTime>=" + "9" * 5000}
+        )
     assert (bad_filter, bad_limit, bad_offset, bad_expand) == (400, 400, 400, 400)
+    assert huge == 400
     assert "modifiedTime" in body["message"]
 
 

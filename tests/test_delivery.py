@@ -231,3 +231,47 @@ async def test_wrong_credential_holds_the_store_and_alerts_without_dead_letters(
         monkeypatch.setenv(variable, "right-one")
         await wait_until(lambda: len(locker.state.orders) == 3, "delivered after fix")
     assert await dead_letters_for(kafka_bootstrap, store) == []
+
+
+async def test_a_second_process_in_the_group_takes_a_share_of_the_stores(
+    kafka_bootstrap: str, locker_sandbox: StartLocker, unique_name: Namer
+) -> None:
+    prefix = unique_name("share")
+    stores = [f"{prefix}-{n}" for n in range(4)]
+    lockers = {
+        s: await locker_sandbox(faults=LockerFaults(latency_s=0.005)) for s in stores
+    }
+    await create_store_topics(kafka_bootstrap, stores)
+    first = {s: order_events(s, 20, prefix="A") for s in stores}
+    second = {s: order_events(s, 20, prefix="B") for s in stores}
+    group, pattern = unique_name("g"), pattern_for(prefix)
+    registry = registry_for(lockers)
+    async with running_delivery(
+        kafka_bootstrap, registry, group=group, pattern=pattern
+    ) as one:
+        await produce(kafka_bootstrap, [e for s in stores for e in first[s]])
+        await wait_until(
+            lambda: sum(len(lk.state.orders) for lk in lockers.values()) >= 10,
+            "first process under way",
+        )
+        async with running_delivery(
+            kafka_bootstrap, registry, group=group, pattern=pattern
+        ) as two:
+            await wait_until(
+                lambda: (
+                    bool(two.service.assigned_stores())
+                    and len(one.service.assigned_stores()) < len(stores)
+                ),
+                "the stores are shared",
+            )
+            await produce(kafka_bootstrap, [e for s in stores for e in second[s]])
+            await wait_until(
+                lambda: all(len(lk.state.orders) == 40 for lk in lockers.values()),
+                "everything delivered",
+            )
+            mine, theirs = one.service.assigned_stores(), two.service.assigned_stores()
+            assert mine and theirs and not mine & theirs
+            assert all(two.service.delivered(s) for s in theirs)
+    for store in stores:
+        expected = [e.event_id for e in first[store] + second[store]]
+        assert lockers[store].state.accepted_event_ids() == expected

@@ -18,7 +18,7 @@ from schemas.topics import CORE_TOPICS
 
 def _spawn(env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "lockerlink", "dev", "up"],
+        [sys.executable, "-m", "lockerlink", "dev", "up", "--no-demo"],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -38,12 +38,17 @@ def _read_until(process: subprocess.Popen[str], marker: str) -> list[str]:
 
 @pytest.fixture
 def stack_env(tmp_path: Path) -> dict[str, str]:
+    token_port = free_port()
     return {
         "LOCKERLINK_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
         "LOCKERLINK_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "LOCKERLINK_DATA_DIR": str(tmp_path / "data"),
         "LOCKERLINK_STATUS_PAGE_PORT": str(free_port()),
-        "LOCKERLINK_TOKEN_SERVICE_PORT": str(free_port()),
+        # every service `dev up` runs gets a port no other test uses
+        "LOCKERLINK_POLLER_WEBHOOK_PORT": str(free_port()),
+        "LOCKERLINK_TOKEN_SERVICE_PORT": str(token_port),
+        "LOCKERLINK_TOKEN_SERVICE_URL": f"https://127.0.0.1:{token_port}",
+        "LOCKERLINK_REDIS_KEY_PREFIX": f"devstack-{token_port}",
     }
 
 
@@ -54,8 +59,12 @@ def running_stack(stack_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
         yield process
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.send_signal(signal.SIGINT)  # stops its children too
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 async def test_dev_up_serves_broker_and_redis_then_stops_on_ctrl_c(
@@ -85,7 +94,7 @@ def test_second_dev_up_on_the_same_data_dir_says_one_is_running(
 ) -> None:
     _read_until(running_stack, "ready")
     twin = subprocess.run(
-        [sys.executable, "-m", "lockerlink", "dev", "up"],
+        [sys.executable, "-m", "lockerlink", "dev", "up", "--no-demo"],
         env={**os.environ, **stack_env},
         capture_output=True,
         text=True,

@@ -1,0 +1,90 @@
+"""How delivery reads a locker's answers, against the locker sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from consumers.backoff import Backoff
+from consumers.breaker import CircuitBreaker
+from consumers.locker_api import LockerApi, Verdict, classify
+from sandbox.locker import LockerFaults, LockerSandbox
+from tests.locker_events import locker_event
+
+StartLocker = Callable[..., Awaitable[LockerSandbox]]
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (200, Verdict.DELIVERED),
+        (201, Verdict.DELIVERED),
+        (409, Verdict.DELIVERED),
+        (400, Verdict.REJECTED),
+        (410, Verdict.REJECTED),
+        (422, Verdict.REJECTED),
+        (401, Verdict.REFUSES_US),
+        (403, Verdict.REFUSES_US),
+        (404, Verdict.REFUSES_US),
+        (302, Verdict.REFUSES_US),
+        (408, Verdict.TRANSIENT),
+        (429, Verdict.TRANSIENT),
+        (500, Verdict.TRANSIENT),
+        (503, Verdict.TRANSIENT),
+    ],
+)
+def test_statuses_map_to_what_delivery_does_next(status: int, verdict: Verdict) -> None:
+    assert classify(status) is verdict
+
+
+async def test_repeat_is_reported_as_already_held(locker_sandbox: StartLocker) -> None:
+    locker = await locker_sandbox()
+    event = locker_event("s1", "A")
+    body = event.model_dump_json().encode()
+    async with LockerApi.new_session() as session:
+        api = LockerApi(session)
+        first = await api.post_event(
+            locker.base_url, event.event_id, body, timeout_s=2, credential=None
+        )
+        again = await api.post_event(
+            locker.base_url, event.event_id, body, timeout_s=2, credential=None
+        )
+    assert (first.verdict, first.already_held) == (Verdict.DELIVERED, False)
+    assert (again.verdict, again.already_held) == (Verdict.DELIVERED, True)
+
+
+async def test_slow_and_absent_lockers_are_transient_and_name_no_credential(
+    locker_sandbox: StartLocker,
+) -> None:
+    locker = await locker_sandbox(faults=LockerFaults(latency_s=0.5))
+    event = locker_event("s1", "A")
+    body = event.model_dump_json().encode()
+    async with LockerApi.new_session() as session:
+        api = LockerApi(session)
+        slow = await api.post_event(
+            locker.base_url, event.event_id, body, timeout_s=0.05, credential="s3cret"
+        )
+        await locker.stop()
+        gone = await api.post_event(
+            locker.base_url, event.event_id, body, timeout_s=1, credential="s3cret"
+        )
+    assert slow.verdict is Verdict.TRANSIENT and slow.status is None
+    assert gone.verdict is Verdict.TRANSIENT
+    assert "s3cret" not in slow.detail + gone.detail
+
+
+def test_breaker_opens_after_failures_in_a_row_and_closes_on_success() -> None:
+    breaker = CircuitBreaker(failures_to_open=3, backoff=Backoff(base_s=1, max_s=8))
+    assert [breaker.record_failure() for _ in range(4)] == [False, False, True, False]
+    assert breaker.is_open
+    assert 0 <= breaker.wait_s() <= 8
+    assert breaker.wait_s(at_least_s=20) == 20
+    assert breaker.record_success() is True
+    assert not breaker.is_open and breaker.failures == 0
+
+
+def test_backoff_ceiling_doubles_up_to_the_cap() -> None:
+    backoff = Backoff(base_s=0.5, max_s=3)
+    assert [backoff.ceiling_s(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1, 2, 3, 3]
+    assert all(0 <= backoff.delay_s(4) <= 3 for _ in range(50))
