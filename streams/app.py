@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -21,6 +21,7 @@ from lockerlink.broker import ensure_topics
 from lockerlink.errors import DependencyError
 from lockerlink.keys import KeySpace
 from lockerlink.registry import Store, StoreRegistry, load_registry
+from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
 from schemas.topics import CORE_TOPICS, RAW_ORDERS, TopicSpec, store_of_topic
 from streams.ledger import RedisLedger
@@ -149,8 +150,15 @@ def make_app(
     *,
     keyspace: KeySpace | None = None,
     app_id: str = APP_ID,
+    raw_topic: str = RAW_ORDERS,
+    on_batch: Callable[[], None] | None = None,
+    on_produced: Callable[[int], None] | None = None,
 ) -> faust.App:
-    """The Faust app of the stream, configured for a broker without transactions."""
+    """The Faust app of the stream, configured for a broker without transactions.
+
+    ``on_batch`` and ``on_produced`` let a caller watch the work: called when a batch
+    arrives, and with the number of outputs once the broker acknowledged them.
+    """
     servers = [
         f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")
     ]
@@ -185,7 +193,7 @@ def make_app(
         keyspace,
     )
     raw = app.topic(
-        RAW_ORDERS,
+        raw_topic,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -196,8 +204,13 @@ def make_app(
         async for events in stream.take_events(
             settings.stream_batch_max, within=BATCH_WITHIN_S
         ):
+            if on_batch is not None:
+                on_batch()
             records = [raw_record(event) for event in events]
-            await _produce(app, await worker.outputs_of(records))
+            outputs = await worker.outputs_of(records)
+            await _produce(app, outputs)
+            if on_produced is not None:
+                on_produced(len(outputs))
 
     app.agent(raw, name="transform-orders")(transform_orders)
 
@@ -227,6 +240,7 @@ async def prepare_topics(settings: Settings) -> None:
 
 def run_stream(settings: Settings) -> None:
     """Run the stream worker until SIGINT or SIGTERM."""
+    init_sentry(settings, component="stream")
     asyncio.run(prepare_topics(settings))
     app = make_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)

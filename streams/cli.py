@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from lockerlink.cli import settings_from
+from lockerlink.devstack import SERVICES, Service
 from lockerlink.registry import Store, StoreRegistry, load_registry
 from schemas.export import SCHEMA_DIR, write_schemas
 from schemas.topics import DEAD_LETTER, RAW_ORDERS, is_valid_store_id
@@ -18,6 +19,10 @@ from streams.record import Output, RawRecord
 
 LOCAL_STORE = "local"
 EXIT_DEAD_LETTER = 2
+
+# `dev up` runs the stream beside the other services.
+if not any(service.name == "stream" for service in SERVICES):
+    SERVICES.append(Service("stream", ("stream",)))
 
 
 @click.command("stream")

@@ -82,8 +82,8 @@ def _report(envelope: DeadLetter) -> None:
         scope.set_tag("reason", envelope.reason)
         scope.set_tag("error_class", envelope.error_class)
         scope.set_tag("source_topic", envelope.source_topic)
-        scope.set_tag("merchant_id", envelope.merchant_id or "")
-        scope.set_tag("store_id", envelope.store_id or "")
+        scope.set_tag("merchant", envelope.merchant_id or "")
+        scope.set_tag("store", envelope.store_id or "")
         scope.set_extra("source_partition", envelope.source_partition)
         scope.set_extra("source_offset", envelope.source_offset)
         sentry_sdk.capture_message(

@@ -7,10 +7,9 @@ unit and are never merged. Refunded and exchanged lines are not in the bag.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 from schemas.clover import CloverLineItem
-from schemas.locker_order import Item
 
 _UNNAMED = "Item"
 _THOUSANDTHS = 1000
@@ -48,55 +47,35 @@ def _count(line: CloverLineItem) -> int:
     return 1
 
 
-@dataclass(frozen=True)
-class _Counted:
-    """What makes two counted lines the same item."""
-
-    name: str
-    modifiers: tuple[str, ...]
-    note: str | None
-    price_cents: int
+ItemFields = dict[str, Any]
 
 
-def order_items(lines: list[CloverLineItem]) -> tuple[Item, ...]:
-    """Items in first-seen order, identical counted lines collapsed into one."""
-    counts: dict[_Counted, int] = {}
-    entries: list[Item | _Counted] = []
+def order_items(lines: list[CloverLineItem]) -> list[ItemFields]:
+    """Items in first-seen order (JSON form), identical counted lines merged."""
+    items: list[ItemFields] = []
+    counted: dict[tuple[object, ...], ItemFields] = {}
     for line in lines:
         if line.refunded or line.exchanged:
             continue
-        name = line.name or line.alternate_name or _UNNAMED
-        modifiers = _modifier_names(line)
-        price_cents = _unit_price_cents(line)
+        item: ItemFields = {
+            "name": line.name or line.alternate_name or _UNNAMED,
+            "quantity": 1,
+            "unit": None,
+            "modifiers": _modifier_names(line),
+            "note": line.note,
+            "price_cents": _unit_price_cents(line),
+        }
         weighed = _weighed(line)
         if weighed is not None:
-            weight, unit = weighed
-            entries.append(
-                Item(
-                    name=name,
-                    quantity=weight,
-                    unit=unit,
-                    modifiers=modifiers,
-                    note=line.note,
-                    price_cents=price_cents,
-                )
-            )
+            item["quantity"], item["unit"] = weighed
+            items.append(item)
             continue
-        key = _Counted(name, modifiers, line.note, price_cents)
-        if key not in counts:
-            counts[key] = 0
-            entries.append(key)
-        counts[key] += _count(line)
-    return tuple(_item(entry, counts) for entry in entries)
-
-
-def _item(entry: Item | _Counted, counts: dict[_Counted, int]) -> Item:
-    if isinstance(entry, Item):
-        return entry
-    return Item(
-        name=entry.name,
-        quantity=counts[entry],
-        modifiers=entry.modifiers,
-        note=entry.note,
-        price_cents=entry.price_cents,
-    )
+        key = (item["name"], item["modifiers"], item["note"], item["price_cents"])
+        same = counted.get(key)
+        if same is not None:
+            same["quantity"] += _count(line)
+            continue
+        item["quantity"] = _count(line)
+        counted[key] = item
+        items.append(item)
+    return items

@@ -63,7 +63,11 @@ Request = Upsert | Removal
 
 @dataclass(frozen=True)
 class Settlement:
-    """The ledger's answer for one request; the event parts when it is to be emitted."""
+    """The ledger's answer for one request; the event parts when it is to be emitted.
+
+    ``draft`` is the order as last stored when the request carried none (a
+    deletion); an upsert's own draft stays the caller's.
+    """
 
     verdict: Verdict
     event_type: EventType | None = None
@@ -104,7 +108,7 @@ def _settlement(reply: list[Any]) -> Settlement:
         EventType(_text(reply[1])),
         _text(reply[2]),
         PinPolicyName(_text(reply[3])),
-        OrderDraft.model_validate_json(reply[4]),
+        OrderDraft.from_json(reply[4]) if len(reply) > 4 else None,
     )
 
 
@@ -183,7 +187,7 @@ redis.call('HSET', state, 'first', first, 'last', version, 'policy', policy,
 redis.call('EXPIRE', state, ttl)
 local kind = 'updated'
 if first == version then kind = 'created' end
-return {'emit', kind, pin, policy, draft}
+return {'emit', kind, pin, policy}
 """
 
 
@@ -221,7 +225,7 @@ class RedisLedger(OrderLedger):
                 draft.order_version,
             )
             flag = "1" if draft.cancelled else "0"
-            tail = [draft.model_dump_json(), flag, plan.policy.value, *plan.candidates]
+            tail = [draft.to_json(), flag, plan.policy.value, *plan.candidates]
             mode = "upsert"
         keys = [
             self.keyspace.order_version(store_id, order_id),

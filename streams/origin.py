@@ -9,6 +9,7 @@ place is read on its own; `find_origin` then weighs them, the more structured fi
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -135,35 +136,45 @@ def _code_in_line(words: list[str], keys: list[str]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _LineFacts:
+    """What one line of a note says."""
+
+    platform: Platform | None
+    delivery: bool
+    clock: tuple[int, int] | None
+    code: str | None
+    labelled: str | None
+
+
+@functools.lru_cache(maxsize=8192)
+def _line_facts(line: str) -> _LineFacts:
+    words = typed_words(line)
+    keys = [folded(w) for w in words]
+    match = find_platform(keys)
+    label = _LABELS.match(line)
+    return _LineFacts(
+        platform=match.platform if match else None,
+        delivery=bool(keys) and keys[0] in {"delivery", "deliver"},
+        clock=_clock(line) if set(keys) & _TIME_WORDS else None,
+        code=_code_in_line(words, keys),
+        labelled=name_from_words(typed_words(label.group("name"))) if label else None,
+    )
+
+
 def _note_clue(note: str | None) -> _Clue:
     if not note:
         return _Clue()
     lines = [ln.strip() for ln in _NOTE_SPLIT.split(note) if ln.strip()]
-    platform: Platform | None = None
-    delivery = False
-    code: str | None = None
-    clock: tuple[int, int] | None = None
-    labelled: str | None = None
-    for line in lines[:_MAX_NOTE_LINES]:
-        words = typed_words(line)
-        keys = [folded(w) for w in words]
-        match = find_platform(keys)
-        if match is not None and platform is None:
-            platform = match.platform
-        if keys and keys[0] in {"delivery", "deliver"}:
-            delivery = True
-        if clock is None and set(keys) & _TIME_WORDS:
-            clock = _clock(line)
-        code = code or _code_in_line(words, keys)
-        label = _LABELS.match(line)
-        if label and labelled is None:
-            labelled = name_from_words(typed_words(label.group("name")))
-    name = labelled
-    if name is None and (platform is not None or delivery) and lines:
-        first = typed_words(lines[0])
-        if find_platform([folded(w) for w in first]) is None:
-            name = name_from_words(first)
-    return _Clue(platform, delivery or platform is not None, code, name, clock)
+    facts = [_line_facts(line) for line in lines[:_MAX_NOTE_LINES]]
+    platform = next((f.platform for f in facts if f.platform), None)
+    delivery = platform is not None or any(f.delivery for f in facts)
+    code = next((f.code for f in facts if f.code), None)
+    clock = next((f.clock for f in facts if f.clock), None)
+    name = next((f.labelled for f in facts if f.labelled), None)
+    if name is None and delivery and facts and facts[0].platform is None:
+        name = name_from_words(typed_words(lines[0]))
+    return _Clue(platform, delivery, code, name, clock)
 
 
 def _title_clue(title: str | None) -> _Clue:

@@ -19,7 +19,7 @@ from lockerlink.registry import Keypad, PinRule
 from schemas.locker_order import Channel, PinPolicyName
 from streams.origin import Origin
 
-CANDIDATES = 12
+CANDIDATES = 6
 MIN_PIN_LENGTH = 3
 
 _KEYPAD = {
@@ -41,6 +41,8 @@ _DIGITS = "0123456789"
 _LETTERS_AND_DIGITS = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 # Every byte value to one of the 32 characters, evenly (256 = 8 x 32).
 _ALNUM_TABLE = bytes(ord(_LETTERS_AND_DIGITS[b % 32]) for b in range(256))
+# Alternatives only need to be repeatable, not uniform: a byte modulo 10 will do.
+_DIGIT_TABLE = bytes(ord(_DIGITS[b % 10]) for b in range(256))
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,11 @@ def random_pins(rule: PinRule, count: int) -> tuple[str, ...]:
 
 def _alternates(base: str, keypad: Keypad, seed: str, count: int) -> list[str]:
     """PINs like ``base`` (same length and keypad) derived from ``seed``."""
-    alphabet = _alphabet(keypad)
-    found: list[str] = []
-    for attempt in range(count):
-        digest = hashlib.sha256(f"{seed}\x1f{base}\x1f{attempt}".encode()).digest()
-        found.append("".join(alphabet[b % len(alphabet)] for b in digest[: len(base)]))
-    return found
+    table = _DIGIT_TABLE if keypad is Keypad.NUMERIC else _ALNUM_TABLE
+    size = len(base)
+    stream = hashlib.shake_256(f"{seed}\x1f{base}".encode()).digest(size * count)
+    chars = stream.translate(table).decode()
+    return [chars[i : i + size] for i in range(0, size * count, size)]
 
 
 def _from_code(origin: Origin, rule: PinRule) -> str | None:

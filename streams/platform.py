@@ -85,6 +85,7 @@ def typed_words(text: str) -> list[str]:
     return _TYPED_WORD.findall(text)
 
 
+@functools.lru_cache(maxsize=16384)
 def folded(word: str) -> str:
     """A word lower-cased, without accents or punctuation: 'Uber-Eats' -> 'ubereats'."""
     if not word.isascii():
@@ -133,6 +134,11 @@ def _window_platform(compact: str) -> Platform | None:
 
 def find_platform(tokens: list[str]) -> PlatformMatch | None:
     """The first platform named in ``tokens``, preferring the longest wording."""
+    return _find_platform(tuple(tokens))
+
+
+@functools.lru_cache(maxsize=4096)
+def _find_platform(tokens: tuple[str, ...]) -> PlatformMatch | None:
     for start in range(len(tokens)):
         for size in range(min(_MAX_WINDOW, len(tokens) - start), 0, -1):
             compact = "".join(tokens[start : start + size])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prometheus_client import Counter
 
@@ -193,13 +193,14 @@ class OrderProcessor:
                 extra={**_where(item.record), "store_id": item.store.store_id},
             )
             return None
-        assert settlement.draft and settlement.event_type and settlement.pin
-        assert settlement.policy is not None
-        draft = settlement.draft
+        assert settlement.event_type and settlement.pin and settlement.policy
         if isinstance(item.request, Removal):
-            draft = draft.model_copy(
-                update={"order_version": item.request.version, "cancelled": True}
+            assert settlement.draft is not None
+            draft = replace(
+                settlement.draft, order_version=item.request.version, cancelled=True
             )
+        else:
+            draft = settlement.draft or item.request.drafted.draft
         try:
             event = finish(
                 draft,

@@ -15,20 +15,17 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from lockerlink.errors import InputError
 from lockerlink.registry import Store
 from schemas.clover import CloverOrder, NotAnOrder
 from schemas.locker_order import (
-    Customer,
     EventType,
-    Item,
     LockerOrderEvent,
-    Pickup,
     PinPolicyName,
-    Source,
     make_event_id,
 )
 from schemas.raw_order import DeleteMarker
@@ -60,24 +57,38 @@ _MAX_NOTE_CHARS = 1000
 _READY_SLACK = timedelta(hours=2)
 
 
-class OrderDraft(BaseModel):
-    """One order version as the locker will see it, minus event type and PIN."""
+@dataclass(frozen=True)
+class OrderDraft:
+    """One order version as the locker will see it, minus event type and PIN.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``body`` holds the remaining event fields in their JSON form; `finish`
+    validates the whole event strictly once, which is cheaper than building and
+    checking each part on its own.
+    """
 
     store_id: str
     merchant_id: str
     order_id: str
-    order_version: int = Field(ge=0)
-    placed_at: datetime
-    source: Source
-    customer: Customer
-    ready_by: datetime | None
-    items: tuple[Item, ...]
-    total_cents: int
-    currency: str
-    note: str | None
-    cancelled: bool = False
+    order_version: int
+    cancelled: bool
+    body: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "store_id": self.store_id,
+                "merchant_id": self.merchant_id,
+                "order_id": self.order_id,
+                "order_version": self.order_version,
+                "cancelled": self.cancelled,
+                "body": self.body,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> OrderDraft:
+        return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -147,18 +158,22 @@ def _currency(order: CloverOrder) -> str:
     return code if _CURRENCY.match(code) else DEFAULT_CURRENCY
 
 
-def _total_cents(order: CloverOrder, items: tuple[Item, ...]) -> int:
+def _total_cents(order: CloverOrder, items: list[dict[str, Any]]) -> int:
     if order.total is not None:
         return order.total
-    return round(sum(item.price_cents * item.quantity for item in items))
+    return round(sum(float(i["price_cents"]) * float(i["quantity"]) for i in items))
 
 
-def _source(origin: Origin) -> Source:
-    return Source(
-        channel=origin.channel,
-        platform=origin.platform,
-        platform_order_code=origin.platform_order_code,
-    )
+def _source(origin: Origin) -> dict[str, Any]:
+    return {
+        "channel": origin.channel.value,
+        "platform": origin.platform.value if origin.platform else None,
+        "platform_order_code": origin.platform_order_code,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def draft_order(
@@ -176,28 +191,23 @@ def draft_order(
     placed_at = _utc_from_ms(placed_ms)
     origin = find_origin(order)
     items = order_items(order.line_items)
-    note = order.note[:_MAX_NOTE_CHARS] if order.note else None
-    try:
-        draft = OrderDraft(
-            store_id=store.store_id,
-            merchant_id=merchant_id,
-            order_id=order.id,
-            order_version=version,
-            placed_at=placed_at,
-            source=_source(origin),
-            customer=Customer(display_name=origin.customer_name),
-            ready_by=_ready_by(origin.ready_clock, placed_at, tz),
-            items=items,
-            total_cents=_total_cents(order, items),
-            currency=_currency(order),
-            note=note,
-            cancelled=is_cancelled(order),
-        )
-    except ValidationError as exc:
-        raise InputError(
-            f"order {order.id} does not fit the locker order: {exc.errors()[0]['msg']}",
-            reason=Reason.INVALID_EVENT,
-        ) from exc
+    draft = OrderDraft(
+        store_id=store.store_id,
+        merchant_id=merchant_id,
+        order_id=order.id,
+        order_version=version,
+        cancelled=is_cancelled(order),
+        body={
+            "placed_at": placed_at.isoformat(),
+            "source": _source(origin),
+            "customer": {"display_name": origin.customer_name},
+            "ready_by": _iso(_ready_by(origin.ready_clock, placed_at, tz)),
+            "items": items,
+            "total_cents": _total_cents(order, items),
+            "currency": _currency(order),
+            "note": order.note[:_MAX_NOTE_CHARS] if order.note else None,
+        },
+    )
     rule = store.pin_policy.rule_for(origin.channel, origin.platform)
     plan = plan_pin(rule, origin, store_id=store.store_id, order_id=order.id)
     return Drafted(draft, plan)
@@ -208,28 +218,40 @@ def finish(
 ) -> LockerOrderEvent:
     """The locker order event of ``draft`` with the ledger's event type and PIN."""
     kind = EventType.CANCELLED if draft.cancelled else event_type
+    body = draft.body
+    fields = {
+        "event_id": make_event_id(
+            draft.merchant_id, draft.order_id, draft.order_version, kind.value
+        ),
+        "event_type": kind.value,
+        "store_id": draft.store_id,
+        "merchant_id": draft.merchant_id,
+        "order_id": draft.order_id,
+        "order_version": draft.order_version,
+        "placed_at": body["placed_at"],
+        "source": body["source"],
+        "customer": body["customer"],
+        "pickup": {
+            "pin": pin,
+            "pin_policy": policy.value,
+            "ready_by": body["ready_by"],
+        },
+        "items": body["items"],
+        "total_cents": body["total_cents"],
+        "currency": body["currency"],
+        "note": body["note"],
+    }
     try:
-        return LockerOrderEvent(
-            event_id=make_event_id(
-                draft.merchant_id, draft.order_id, draft.order_version, kind.value
-            ),
-            event_type=kind,
-            store_id=draft.store_id,
-            merchant_id=draft.merchant_id,
-            order_id=draft.order_id,
-            order_version=draft.order_version,
-            placed_at=draft.placed_at,
-            source=draft.source,
-            customer=draft.customer,
-            pickup=Pickup(pin=pin, pin_policy=policy, ready_by=draft.ready_by),
-            items=draft.items,
-            total_cents=draft.total_cents,
-            currency=draft.currency,
-            note=draft.note,
-        )
-    except ValidationError as exc:
+        return LockerOrderEvent.model_validate(fields)
+    except (ValidationError, KeyError, TypeError) as exc:
         raise InputError(
             f"order {draft.order_id} does not fit the locker order: "
-            f"{exc.errors()[0]['msg']}",
+            f"{_first_error(exc)}",
             reason=Reason.INVALID_EVENT,
         ) from exc
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return str(exc.errors()[0]["msg"])
+    return type(exc).__name__

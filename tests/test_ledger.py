@@ -115,7 +115,8 @@ async def test_cancellation_frees_the_pin_for_another_order(
     cancelled = await _one(ledger, Removal("ledger", "O1", 5))
     reused = await _one(ledger, _upsert("O2", 1, ("11111",)))
     assert (cancelled.event_type, cancelled.pin) == (EventType.CANCELLED, "11111")
-    assert cancelled.draft is not None and cancelled.draft.order_id == "O1"
+    assert cancelled.draft is not None
+    assert cancelled.draft.order_id == "O1"
     assert reused.pin == "11111"
 
 
