@@ -47,7 +47,7 @@ async def _run(settings: Settings, webhooks: bool) -> None:
     process = PollerProcess(
         settings,
         vault,
-        ConnectedMerchants(vault.merchants),
+        ConnectedMerchants(redis, keys),
         keys=keys,
         alert_hook=alerter_hook(alerter),
         serve_webhooks=webhooks,

@@ -24,8 +24,12 @@ from producers.token_source import AccessTokenLike, TokenSource
 
 log = logging.getLogger(__name__)
 
-ORDER_EXPANSIONS = ("lineItems", "lineItems.modifications", "orderType")
-"""What the transform needs, within Clover's advice of three expansions per call."""
+ORDER_EXPANSIONS = ("lineItems.modifications", "orderType", "customers")
+"""What the transform needs, within Clover's advice of three expansions per call.
+
+Expanding ``lineItems.modifications`` brings the line items with it. Customers
+often come back as bare ids; `CustomerCache` fetches their records.
+"""
 
 _APP_LIMIT_HEADERS = (
     "x-ratelimit-crosstokenlimit",
@@ -86,6 +90,11 @@ class CloverClient:
         self.requests = 0
         self.rate_limited = 0
         self.rejected_tokens = 0
+
+    def forget(self, merchant_id: str) -> None:
+        """Drop what is kept per merchant once its lease is gone."""
+        self._token_cache.pop(merchant_id, None)
+        self._budget.forget(merchant_id)
 
     async def list_orders(
         self,
@@ -225,7 +234,7 @@ class CloverClient:
         probing = await self._breaker.admit()
         headers = {"Authorization": f"Bearer {token.token}"}
         try:
-            async with self._budget.request(merchant_id, priority):
+            async with self._budget.request(merchant_id, priority) as slot:
                 self.requests += 1
                 async with self._session.get(
                     self._base_url + path,
@@ -239,6 +248,7 @@ class CloverClient:
                         any(h in response.headers for h in _APP_LIMIT_HEADERS),
                         await response.read(),
                     )
+                    slot.succeeded = response.status != 429
         except (aiohttp.ClientError, TimeoutError) as exc:
             detail = f"{type(exc).__name__} calling Clover"
             await self._breaker.failed(detail, probing)

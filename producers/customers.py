@@ -15,11 +15,11 @@ from producers.clover_client import CloverClient
 
 
 def _needs_name(customer: Any) -> bool:
+    """A bare reference: an id (and perhaps a link), nothing a person could read."""
     return (
         isinstance(customer, dict)
         and isinstance(customer.get("id"), str)
-        and not customer.get("firstName")
-        and not customer.get("lastName")
+        and set(customer) <= {"id", "href"}
     )
 
 

@@ -29,6 +29,9 @@ from schemas.raw_order import RawOrderRecord, RawSource, delete_record, order_re
 log = logging.getLogger(__name__)
 
 
+CURSOR_STEP_MS = 10_000
+"""An unchanged merchant's cursor is written at most this often (it only trails)."""
+
 Clock = Callable[[], float]
 """Unix seconds; the wall clock outside tests."""
 
@@ -119,6 +122,7 @@ class MerchantPoller:
         self._reader = reader
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self._cursor_ms: dict[str, int] = {}
         self.stats = PollStats()
 
     def _now_ms(self) -> int:
@@ -130,6 +134,7 @@ class MerchantPoller:
     def forget(self, merchant_id: str) -> None:
         """Drop per-merchant state once the merchant's lease is gone."""
         self._locks.pop(merchant_id, None)
+        self._cursor_ms.pop(merchant_id, None)
 
     async def recover(self, merchant_id: str) -> None:
         """Settle a publish the previous holder of this merchant left unfinished."""
@@ -152,7 +157,7 @@ class MerchantPoller:
     async def poll(self, merchant_id: str) -> int:
         """Publish every order version changed since the cursor; returns how many."""
         started_ms = self._now_ms()
-        cursor_ms = await self._cursors.get(merchant_id)
+        cursor_ms = await self._cursor(merchant_id)
         if cursor_ms is None:
             since_ms = started_ms - self._window.backfill_ms
         else:
@@ -162,11 +167,21 @@ class MerchantPoller:
             merchant_id, orders, RawSource.POLL, started_ms
         )
         # Only now is everything the poll read acknowledged by Kafka.
-        await self._cursors.advance(
-            merchant_id, started_ms - self._window.safety_lag_ms, self._owner
-        )
+        target_ms = started_ms - self._window.safety_lag_ms
+        if published or cursor_ms is None or target_ms - cursor_ms >= CURSOR_STEP_MS:
+            await self._cursors.advance(merchant_id, target_ms, self._owner)
+            self._cursor_ms[merchant_id] = max(target_ms, cursor_ms or target_ms)
         self.stats.polls += 1
         return published
+
+    async def _cursor(self, merchant_id: str) -> int | None:
+        """The cursor; read once per lease, since only the lease holder moves it."""
+        if merchant_id in self._cursor_ms:
+            return self._cursor_ms[merchant_id]
+        cursor_ms = await self._cursors.get(merchant_id)
+        if cursor_ms is not None:
+            self._cursor_ms[merchant_id] = cursor_ms
+        return cursor_ms
 
     async def _read_all_pages(self, merchant_id: str, since_ms: int) -> list[Any]:
         """Every order modified since ``since_ms``, paging by modifiedTime.

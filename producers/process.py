@@ -18,11 +18,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 
 import aiohttp
+import redis.asyncio as aioredis
 from aiohttp import web
+from redis.asyncio import BlockingConnectionPool
 
 from lockerlink.broker import make_producer
 from lockerlink.keys import KeySpace
-from lockerlink.redis_store import connect_redis
 from lockerlink.settings import Settings
 from lockerlink.status import StatusBoard
 from producers.budget import BudgetLimits, CloverBudget
@@ -42,6 +43,8 @@ from producers.webhooks import WEBHOOK_PATH, WebhookReceiver
 from schemas.topics import RAW_ORDERS
 
 log = logging.getLogger(__name__)
+
+REDIS_CONNECTIONS = 32
 
 
 def new_owner_id() -> str:
@@ -93,12 +96,22 @@ class PollerProcess:
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self._stopped = False
         self.webhook_url: str | None = None
 
     async def start(self) -> None:
         """Connect to Kafka, Redis and Clover; start polling and serving webhooks."""
         settings = self.settings
-        self.redis = connect_redis(settings.redis_url)
+        # Thousands of merchant tasks share a bounded pool: they wait for a
+        # connection instead of opening one each.
+        self.redis = aioredis.Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=REDIS_CONNECTIONS
+            )
+        )
+        # Leases get a connection of their own: renewals must never queue behind
+        # a thousand polls, or the leases would expire under a busy process.
+        self._lease_redis = aioredis.Redis.from_url(settings.redis_url)
         self.producer = make_producer(settings.kafka_bootstrap_servers)
         await self.producer.start()
         self.session = aiohttp.ClientSession()
@@ -148,7 +161,9 @@ class PollerProcess:
         self.service = PollerService(
             self.poller,
             self.client,
-            LeaseTable(self.redis, self._keys, self.owner, settings.poller_lease_ttl_s),
+            LeaseTable(
+                self._lease_redis, self._keys, self.owner, settings.poller_lease_ttl_s
+            ),
             self.inbox,
             self.redis,
             self._merchants,
@@ -183,6 +198,9 @@ class PollerProcess:
 
     async def stop(self) -> None:
         """Hand merchants back, then close webhooks, Kafka, Clover and Redis."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -192,12 +210,15 @@ class PollerProcess:
                 await self._task
             self._task = None
         # A start that failed half-way leaves only some of these behind.
+        if hasattr(self, "budget"):
+            await self.budget.close()
         if hasattr(self, "session"):
             await self.session.close()
         if hasattr(self, "producer"):
             await self.producer.stop()
         if hasattr(self, "redis"):
             await self.redis.aclose()
+            await self._lease_redis.aclose()
         log.info("poller stopped", extra={"owner": self.owner})
 
     async def __aenter__(self) -> PollerProcess:

@@ -32,6 +32,9 @@ from producers.poller import MerchantPoller
 
 log = logging.getLogger(__name__)
 
+HOUSEKEEPING_S = 30.0
+"""How often a poll also looks for missed webhook notices and updates the board."""
+
 
 @dataclass(frozen=True)
 class Cadence:
@@ -43,6 +46,8 @@ class Cadence:
     app_requests_per_s: float = 32.0
     """The per-second budget polls may use, across every poller process."""
     stop_timeout_s: float = 10.0
+    busy_merchants: int = 64
+    """Merchants mid-poll at once in one process; the others wait their turn."""
 
 
 class _Worker:
@@ -53,6 +58,7 @@ class _Worker:
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.housekeeping_at = 0.0
 
 
 class PollerService:
@@ -84,6 +90,7 @@ class PollerService:
         self._workers: dict[str, _Worker] = {}
         self._requests_per_poll = 1.0
         self._stopped = asyncio.Event()
+        self._busy = asyncio.Semaphore(cadence.busy_merchants)
         self.known: frozenset[str] = frozenset()
         """Every merchant to poll, as last read from the merchant source."""
         self.rebalanced = asyncio.Event()
@@ -128,13 +135,14 @@ class PollerService:
         self._stopped.set()
 
     async def _rebalance(self) -> None:
-        wanted = set(await self._merchants())
-        self.known = frozenset(wanted)
+        # Leases first: reading the merchant list may take a while under load.
         members = await self._leases.heartbeat()
         lost = await self._leases.renew(list(self._workers))
         for merchant_id in lost:
             log.warning("merchant lease lost", extra={"merchant_id": merchant_id})
             await self._stop_worker(merchant_id)
+        wanted = set(await self._merchants())
+        self.known = frozenset(wanted)
         gone = [m for m in self._workers if m not in wanted]
         target = fair_share(len(wanted), members)
         surplus = len(self._workers) - len(gone) - target
@@ -179,6 +187,7 @@ class PollerService:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker.task
         self._poller.forget(merchant_id)
+        self._client.forget(merchant_id)
 
     async def _listen_for_wakes(self) -> None:
         pubsub = self._redis.pubsub()
@@ -208,17 +217,19 @@ class PollerService:
             woke = await self._sleep(worker, next_poll)
             if worker.stopping.is_set():
                 return
+            if woke:
+                await asyncio.sleep(self._cadence.debounce_s)
             try:
-                if not settled:
-                    # Nothing is published before a predecessor's publish is settled.
-                    await self._poller.recover(merchant_id)
-                    settled = True
-                if woke:
-                    await asyncio.sleep(self._cadence.debounce_s)
-                    await self._poller.fetch_pending(merchant_id)
-                if time.monotonic() >= next_poll:
-                    await self._poll_once(merchant_id)
-                    next_poll = time.monotonic() + self.interval_s()
+                async with self._busy:
+                    if not settled:
+                        # Nothing goes out before a predecessor's publish is settled.
+                        await self._poller.recover(merchant_id)
+                        settled = True
+                    if woke:
+                        await self._poller.fetch_pending(merchant_id)
+                    if time.monotonic() >= next_poll:
+                        await self._poll_once(worker)
+                        next_poll = time.monotonic() + self.interval_s()
                 await breaker.succeeded()
             except LeaseLost:
                 log.warning("lease lost mid-poll", extra={"merchant_id": merchant_id})
@@ -240,13 +251,20 @@ class PollerService:
         worker.wake.clear()
         return True
 
-    async def _poll_once(self, merchant_id: str) -> None:
+    async def _poll_once(self, worker: _Worker) -> None:
+        merchant_id = worker.merchant_id
         before = self._client.requests
-        await self._poller.fetch_pending(merchant_id)
+        housekeeping = time.monotonic() >= worker.housekeeping_at
+        if housekeeping:
+            # Polls find every change but deletions; a notice whose wake-up was
+            # missed (no holder at the time) is picked up here.
+            await self._poller.fetch_pending(merchant_id)
         await self._poller.poll(merchant_id)
-        if self._board is not None:
-            with contextlib.suppress(RedisError):
-                await self._board.record_poll(merchant_id)
+        if housekeeping:
+            worker.housekeeping_at = time.monotonic() + HOUSEKEEPING_S
+            if self._board is not None:
+                with contextlib.suppress(RedisError):
+                    await self._board.record_poll(merchant_id)
         spent = max(1, self._client.requests - before)
         self._requests_per_poll = 0.9 * self._requests_per_poll + 0.1 * spent
 

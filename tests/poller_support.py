@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 
 from lockerlink.broker import ensure_topics, make_consumer
 from lockerlink.keys import KeySpace
@@ -22,6 +23,41 @@ from schemas.topics import TopicSpec
 from token_service.pair import TokenPair
 from token_service.rotation_events import CallbackRotationPublisher
 from token_service.vault import Vault
+
+AUTH = "webhook-secret-for-tests"
+
+
+def poller_settings(
+    base: Settings, sandbox: CloverSandbox, **overrides: Any
+) -> Settings:
+    """``base`` pointed at the sandbox, with test-sized intervals and timeouts."""
+    values: dict[str, Any] = {
+        "clover_api_base_url": sandbox.base_url,
+        "clover_authorize_base_url": sandbox.base_url,
+        "clover_timeout_s": 2.0,
+        "token_refresh_lease_s": 5.0,
+        "clover_webhook_auth_code": SecretStr(AUTH),
+        "poller_interval_s": 0.2,
+        "poller_lookback_s": 1.0,
+        "poller_safety_lag_s": 0.1,
+        "poller_lease_ttl_s": 1.5,
+        "poller_webhook_port": 0,
+        "poller_webhook_debounce_s": 0.02,
+        "poller_page_size": 20,
+        "poller_backoff_max_s": 0.5,
+        **overrides,
+    }
+    return base.model_copy(update=values)
+
+
+def create_orders(sandbox: CloverSandbox, merchant_id: str, count: int) -> list[str]:
+    return [
+        sandbox.orders.create(
+            merchant_id,
+            {"title": f"order {i}", "lineItems": [{"name": "pho", "price": 1200}]},
+        )["id"]
+        for i in range(count)
+    ]
 
 
 async def connected_vault(
@@ -127,3 +163,23 @@ def latest_versions(sandbox: CloverSandbox) -> set[tuple[str, int]]:
         for (_, order_id), version in sandbox.orders.latest_versions().items()
         if version.kind != "DELETE"
     }
+
+
+async def all_in_ledger(
+    redis: aioredis.Redis, keyspace: KeySpace, sandbox: CloverSandbox
+) -> bool:
+    """Whether the published-versions ledger holds every live order's newest version."""
+    for merchant_id in sandbox.merchant_ids:
+        wanted = [
+            (order_id, version.modified_time_ms)
+            for (owner, order_id), version in sandbox.orders.latest_versions().items()
+            if owner == merchant_id and version.kind != "DELETE"
+        ]
+        if not wanted:
+            continue
+        scores = await redis.zmscore(
+            keyspace.published_versions(merchant_id), [o for o, _ in wanted]
+        )
+        if any(s is None or s < v for (_, v), s in zip(wanted, scores, strict=True)):
+            return False
+    return True

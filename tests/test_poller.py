@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from pydantic import SecretStr
 
+from lockerlink.broker import make_consumer
 from lockerlink.keys import KeySpace
 from lockerlink.settings import Settings
 from producers.merchants import ConnectedMerchants
@@ -16,38 +17,19 @@ from producers.process import PollerProcess
 from sandbox.clover import CloverSandbox
 from sandbox.clover_config import CloverConfig
 from tests.poller_support import (
+    AUTH,
     connected_vault,
+    create_orders,
     duplicates,
     eventually,
     latest_versions,
     make_topic,
+    poller_settings,
     read_topic,
 )
 from tests.sandboxes import SandboxFactory
 
-AUTH = "webhook-secret-for-tests"
-
 Start = Callable[..., Awaitable[PollerProcess]]
-
-
-def _settings(base: Settings, sandbox: CloverSandbox, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "clover_api_base_url": sandbox.base_url,
-        "clover_authorize_base_url": sandbox.base_url,
-        "clover_timeout_s": 2.0,
-        "token_refresh_lease_s": 5.0,
-        "clover_webhook_auth_code": SecretStr(AUTH),
-        "poller_interval_s": 0.2,
-        "poller_lookback_s": 1.0,
-        "poller_safety_lag_s": 0.1,
-        "poller_lease_ttl_s": 1.5,
-        "poller_webhook_port": 0,
-        "poller_webhook_debounce_s": 0.02,
-        "poller_page_size": 20,
-        "poller_backoff_max_s": 0.5,
-        **overrides,
-    }
-    return base.model_copy(update=values)
 
 
 @pytest.fixture
@@ -71,15 +53,19 @@ async def start_poller(
 ) -> AsyncIterator[Start]:
     """Starts poller processes in this event loop; stops those still running."""
     vault = await connected_vault(
-        _settings(settings, sandbox), redis, keyspace, sandbox, sandbox.merchant_ids
+        poller_settings(settings, sandbox),
+        redis,
+        keyspace,
+        sandbox,
+        sandbox.merchant_ids,
     )
     running: list[PollerProcess] = []
 
     async def start(**overrides: Any) -> PollerProcess:
         process = PollerProcess(
-            _settings(settings, sandbox, **overrides),
+            poller_settings(settings, sandbox, **overrides),
             vault,
-            ConnectedMerchants(vault.merchants),
+            ConnectedMerchants(redis, keyspace),
             keys=keyspace,
             topic=topic,
         )
@@ -94,28 +80,18 @@ async def start_poller(
     await vault.close()
 
 
-def _create_orders(sandbox: CloverSandbox, merchant_id: str, count: int) -> list[str]:
-    return [
-        sandbox.orders.create(
-            merchant_id,
-            {"title": f"order {i}", "lineItems": [{"name": "pho", "price": 1200}]},
-        )["id"]
-        for i in range(count)
-    ]
-
-
 async def test_poll_publishes_every_order_version_once_across_a_restart(
     sandbox: CloverSandbox, start_poller: Start, kafka_bootstrap: str, topic: str
 ) -> None:
     first, second = sandbox.merchant_ids
-    orders = _create_orders(sandbox, first, 45) + _create_orders(sandbox, second, 7)
+    orders = create_orders(sandbox, first, 45) + create_orders(sandbox, second, 7)
     poller = await start_poller()
     phase_one = latest_versions(sandbox)
     await eventually(lambda: poller.poller.stats.published >= 52, "52 published")
     await poller.stop()
 
     sandbox.orders.update(first, orders[3], {"note": "extra napkins"})
-    _create_orders(sandbox, second, 3)
+    create_orders(sandbox, second, 3)
     poller = await start_poller()
     expected = phase_one | latest_versions(sandbox)
     await eventually(lambda: poller.poller.stats.published >= 4, "4 more published")
@@ -155,7 +131,7 @@ async def test_webhook_burst_becomes_one_fetch_and_one_record(
     # A long interval: only the webhook can bring the order in quickly.
     poller = await start_poller(poller_interval_s=30.0, poller_webhook_debounce_s=0.2)
     await eventually(lambda: poller.poller.stats.polls >= 2, "first polls")
-    order_id = _create_orders(sandbox, merchant_id, 1)[0]
+    order_id = create_orders(sandbox, merchant_id, 1)[0]
     burst = [(order_id, "CREATE")] + [(order_id, "UPDATE")] * 5
     assert poller.webhook_url is not None
     assert await _post(poller.webhook_url, _notice(merchant_id, *burst)) == 200
@@ -171,7 +147,7 @@ async def test_webhook_delete_publishes_one_delete_record(
     sandbox: CloverSandbox, start_poller: Start, kafka_bootstrap: str, topic: str
 ) -> None:
     merchant_id = sandbox.merchant_ids[0]
-    order_id = _create_orders(sandbox, merchant_id, 1)[0]
+    order_id = create_orders(sandbox, merchant_id, 1)[0]
     poller = await start_poller(poller_interval_s=30.0)
     await eventually(lambda: poller.poller.stats.published >= 1, "order polled")
     sandbox.orders.delete(merchant_id, order_id)
@@ -245,16 +221,20 @@ async def test_two_pollers_share_merchants_and_hand_them_back(
     config = CloverConfig(merchant_ids=tuple(f"MERCHANT{i:05d}" for i in range(6)))
     sandbox = await clover_sandbox_factory(config)
     vault = await connected_vault(
-        _settings(settings, sandbox), redis, keyspace, sandbox, sandbox.merchant_ids
+        poller_settings(settings, sandbox),
+        redis,
+        keyspace,
+        sandbox,
+        sandbox.merchant_ids,
     )
     for merchant_id in sandbox.merchant_ids:
-        _create_orders(sandbox, merchant_id, 3)
+        create_orders(sandbox, merchant_id, 3)
 
     def make() -> PollerProcess:
         return PollerProcess(
-            _settings(settings, sandbox),
+            poller_settings(settings, sandbox),
             vault,
-            ConnectedMerchants(vault.merchants),
+            ConnectedMerchants(redis, keyspace),
             keys=keyspace,
             topic=topic,
             serve_webhooks=False,
@@ -270,7 +250,7 @@ async def test_two_pollers_share_merchants_and_hand_them_back(
     )
     assert not one.service.held & two.service.held
     for merchant_id in sandbox.merchant_ids[:4]:
-        _create_orders(sandbox, merchant_id, 2)
+        create_orders(sandbox, merchant_id, 2)
     expected = latest_versions(sandbox)
     await eventually(
         lambda: one.poller.stats.published + two.poller.stats.published >= 26,
@@ -284,3 +264,39 @@ async def test_two_pollers_share_merchants_and_hand_them_back(
     records = await read_topic(kafka_bootstrap, topic, len(expected))
     assert duplicates(records) == []
     assert {(r.order_id, r.modified_ms) for r in records} == expected
+
+
+async def test_bare_customer_references_are_filled_from_a_cached_lookup(
+    sandbox: CloverSandbox, start_poller: Start, kafka_bootstrap: str, topic: str
+) -> None:
+    merchant_id = sandbox.merchant_ids[0]
+    regular = {
+        "firstName": "Joé",
+        "lastName": "Martin ",
+        "phoneNumbers": [{"phoneNumber": "+1 555 0100"}],
+    }
+    first = sandbox.orders.create(merchant_id, {"title": "a", "customers": [regular]})
+    customer_id = first["customers"][0]["id"]
+    again = {"title": "b", "customers": [{**regular, "id": customer_id}]}
+    sandbox.orders.create(merchant_id, again)
+    poller = await start_poller()
+    await eventually(lambda: poller.poller.stats.published >= 2, "both published")
+
+    assert sandbox.calls.count("customers.get", merchant_id=merchant_id) == 1
+    values = await _values(kafka_bootstrap, topic)
+    assert len(values) == 2
+    for value in values:
+        (customer,) = value["customers"]["elements"]
+        assert customer["firstName"] == "Joé"
+        assert "+1 555 0100" in json.dumps(customer["phoneNumbers"])
+
+
+async def _values(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    consumer = make_consumer(bootstrap, None)
+    consumer.subscribe([topic])
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=3000)
+        return [json.loads(r.value) for rs in batch.values() for r in rs]
+    finally:
+        await consumer.stop()

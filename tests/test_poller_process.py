@@ -205,7 +205,7 @@ async def test_unfinished_publish_is_settled_from_the_topic_not_repeated(
     poller = PollerProcess(
         clover_settings,
         vault,
-        ConnectedMerchants(vault.merchants),
+        ConnectedMerchants(redis, keyspace),
         keys=keyspace,
         topic=topic,
         serve_webhooks=False,
