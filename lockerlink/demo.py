@@ -40,8 +40,6 @@ DEMO_STORES = (
     ("sushi-airport", "Airport Sushi"),
     ("pizza-campus", "Campus Pizza"),
 )
-LOCKER_BASE_PORT = 9301
-ORDERS_PER_S_PER_MERCHANT = 0.1
 STARTUP_TIMEOUT_S = 60.0
 
 
@@ -69,7 +67,9 @@ class Demo:
         self.data_dir = data_dir
         self.demo_dir = data_dir / "demo"
         self.stores = tuple(
-            DemoStore(store_id, name, f"DEMOMERCHANT{n}", LOCKER_BASE_PORT + n)
+            DemoStore(
+                store_id, name, f"DEMOMERCHANT{n}", settings.demo_locker_base_port + n
+            )
             for n, (store_id, name) in enumerate(DEMO_STORES, start=1)
         )
         self.clover_url = str(settings.clover_api_base_url).rstrip("/")
@@ -136,7 +136,7 @@ class Demo:
                     "--merchants",
                     merchants,
                     "--rate",
-                    str(ORDERS_PER_S_PER_MERCHANT),
+                    str(self.settings.demo_orders_per_s),
                     "--seed",
                     str(int(time.time())),
                     "--webhook-url",
@@ -162,13 +162,19 @@ class Demo:
 
     # -- after start -----------------------------------------------------------------
 
-    async def wait_for_token_service(self) -> None:
-        port = _port_of(self.token_url, 8443)
+    async def wait_for_servers(self) -> None:
+        """Wait until Clover, the token service and every locker listen."""
+        wanted = {
+            "clover-sandbox": _port_of(self.clover_url, 8090),
+            "token-service": _port_of(self.token_url, 8443),
+            **{f"locker-{s.store_id}": s.locker_port for s in self.stores},
+        }
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not port_answers("127.0.0.1", port):
-            if time.monotonic() > deadline:
-                raise TimeoutError("token service did not start; see logs/")
-            await asyncio.sleep(0.2)
+        for name, port in wanted.items():
+            while not port_answers("127.0.0.1", port):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} did not start; see logs/{name}.log")
+                await asyncio.sleep(0.2)
 
     def _tls(self) -> ssl.SSLContext:
         ca = self.settings.token_service_tls_cert
@@ -179,7 +185,7 @@ class Demo:
 
     async def connect_merchants(self, say: Callable[[str], None]) -> None:
         """Connect each merchant through the OAuth flow; enrol one locker per store."""
-        await self.wait_for_token_service()
+        await self.wait_for_servers()
         admin = {"Authorization": f"Bearer {admin_credential(self.settings)}"}
         tls = self._tls()
         async with aiohttp.ClientSession(headers=admin) as http:

@@ -159,6 +159,9 @@ class DevStack:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,
+                # Ctrl-C reaches the whole terminal process group; services get
+                # their own so that `dev up` alone decides the order they stop in.
+                start_new_session=True,
             )
         self.children = [(s, p) for s, p in self.children if s.name != service.name]
         self.children.append((service, process))

@@ -89,6 +89,7 @@ class _ChildServer:
             stdout=out,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
+            start_new_session=True,  # stopped by whoever started it, in order
         )
         try:
             wait_for_port(self.host, self.port, timeout_s, self.name)

@@ -147,6 +147,15 @@ class Settings(BaseSettings):
         description="How long a locker's old credential works after `rotate`.",
     )
 
+    demo_locker_base_port: int = Field(
+        9300,
+        ge=1,
+        le=65000,
+        description="`dev up` demo: store N's locker sandbox listens on this + N.",
+    )
+    demo_orders_per_s: float = Field(
+        0.1, ge=0, description="`dev up` demo: orders generated per second per store."
+    )
     status_page_host: str = Field("127.0.0.1", description="Status page bind host.")
     status_page_port: int = Field(
         8088, ge=0, le=65535, description="Status page port (HTTP, admin credential)."
@@ -194,6 +203,11 @@ class Settings(BaseSettings):
     )
     poller_webhook_debounce_s: float = Field(
         0.05, ge=0, description="Wait that folds a burst of webhooks into one fetch."
+    )
+    poller_delete_sweep_s: float = Field(
+        300.0,
+        gt=0,
+        description="How often a merchant's recent orders are checked for deletions.",
     )
     poller_published_retention_s: float = Field(
         604800.0, gt=0, description="How long published order versions are remembered."

@@ -126,6 +126,20 @@ class CloverClient:
             )
         return elements
 
+    async def orders_with_ids(
+        self, merchant_id: str, order_ids: Sequence[str]
+    ) -> list[Any]:
+        """The listed (not deleted) orders among ``order_ids``, without expansions."""
+        params = [
+            ("filter", f"id in ({','.join(order_ids)})"),
+            ("limit", str(len(order_ids))),
+        ]
+        body = await self._get_json(
+            merchant_id, f"/v3/merchants/{merchant_id}/orders", params, Priority.POLL
+        )
+        elements = body.get("elements") if isinstance(body, dict) else None
+        return elements if isinstance(elements, list) else []
+
     async def get_order(
         self, merchant_id: str, order_id: str, priority: Priority = Priority.WEBHOOK
     ) -> dict[str, Any]:

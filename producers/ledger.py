@@ -82,3 +82,12 @@ class PublishedLedger:
             await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailable(f"cannot record published versions: {exc}") from exc
+
+    async def live_since(self, merchant_id: str, since_ms: int) -> list[str]:
+        """Ids of orders published with a version since ``since_ms``, not deleted."""
+        key = self._keys.published_versions(merchant_id)
+        try:
+            members = await self._redis.zrangebyscore(key, since_ms, f"({DELETED_BASE}")
+        except RedisError as exc:
+            raise RedisUnavailable(f"cannot read published versions: {exc}") from exc
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]

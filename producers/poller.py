@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lockerlink.errors import CloverError
+from producers.budget import Priority
 from producers.clover_client import CloverClient, CloverNotFound
 from producers.cursor import CursorStore
 from producers.customers import CustomerCache
@@ -28,6 +29,8 @@ from schemas.raw_order import RawOrderRecord, RawSource, delete_record, order_re
 
 log = logging.getLogger(__name__)
 
+
+SWEEP_BATCH = 100
 
 CURSOR_STEP_MS = 10_000
 """An unchanged merchant's cursor is written at most this often (it only trails)."""
@@ -204,6 +207,36 @@ class MerchantPoller:
             if len(page) < limit:
                 return orders
             since_ms, skip = _next_page(page, since_ms, skip)
+
+    async def sweep_deletes(self, merchant_id: str) -> int:
+        """Publish delete records for orders that left Clover's listing.
+
+        Polls by ``modifiedTime`` never see a deletion, and a DELETE webhook can be
+        lost. So the orders published within the backfill window are looked up by
+        id, a hundred per request; each one missing is confirmed with a single
+        read (404) before its delete record goes out.
+        """
+        since_ms = self._now_ms() - self._window.backfill_ms
+        known = await self._ledger.live_since(merchant_id, since_ms)
+        missing: list[str] = []
+        for start in range(0, len(known), SWEEP_BATCH):
+            chunk = known[start : start + SWEEP_BATCH]
+            listed = await self._client.orders_with_ids(merchant_id, chunk)
+            present = {o.get("id") for o in listed if isinstance(o, dict)}
+            missing += [order_id for order_id in chunk if order_id not in present]
+        gone = [o for o in missing if await self._is_gone(merchant_id, o)]
+        if not gone:
+            return 0
+        return await self._publish_orders(
+            merchant_id, [], RawSource.POLL, self._now_ms(), deleted=gone
+        )
+
+    async def _is_gone(self, merchant_id: str, order_id: str) -> bool:
+        try:
+            await self._client.get_order(merchant_id, order_id, Priority.POLL)
+        except CloverNotFound:
+            return True
+        return False
 
     async def fetch_pending(self, merchant_id: str) -> int:
         """Fetch the orders webhooks named and publish them; returns how many."""

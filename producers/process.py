@@ -89,7 +89,7 @@ class PollerProcess:
         self.owner = new_owner_id()
         self._tokens = tokens
         self._merchants = merchants
-        self._keys = keys or KeySpace()
+        self._keys = keys or KeySpace(settings.redis_key_prefix)
         self._topic = topic
         self._hook = alert_hook
         self._serve_webhooks = serve_webhooks
@@ -174,6 +174,7 @@ class PollerProcess:
                 app_requests_per_s=settings.poller_app_requests_per_s
                 * self.budget.limits.poll_share,
                 stop_timeout_s=settings.clover_timeout_s,
+                delete_sweep_s=settings.poller_delete_sweep_s,
             ),
             self._hook,
             backoff,

@@ -46,6 +46,7 @@ class Cadence:
     app_requests_per_s: float = 32.0
     """The per-second budget polls may use, across every poller process."""
     stop_timeout_s: float = 10.0
+    delete_sweep_s: float = 300.0
     busy_merchants: int = 64
     """Merchants mid-poll at once in one process; the others wait their turn."""
 
@@ -59,6 +60,7 @@ class _Worker:
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.housekeeping_at = 0.0
+        self.sweep_at = 0.0
 
 
 class PollerService:
@@ -169,6 +171,10 @@ class PollerService:
 
     def _start_worker(self, merchant_id: str) -> None:
         worker = _Worker(merchant_id)
+        # Spread the merchants' deletion sweeps over the sweep interval.
+        worker.sweep_at = time.monotonic() + self._cadence.delete_sweep_s * (
+            random.random()  # noqa: S311 - spreading, not secrecy
+        )
         worker.task = asyncio.create_task(self._run_merchant(worker))
         self._workers[merchant_id] = worker
 
@@ -260,6 +266,9 @@ class PollerService:
             # missed (no holder at the time) is picked up here.
             await self._poller.fetch_pending(merchant_id)
         await self._poller.poll(merchant_id)
+        if time.monotonic() >= worker.sweep_at:
+            worker.sweep_at = time.monotonic() + self._cadence.delete_sweep_s
+            await self._poller.sweep_deletes(merchant_id)
         if housekeeping:
             worker.housekeeping_at = time.monotonic() + HOUSEKEEPING_S
             if self._board is not None:

@@ -93,7 +93,7 @@ class StreamWorker:
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self.keyspace = keyspace or KeySpace()
+        self.keyspace = keyspace or KeySpace(settings.redis_key_prefix)
         self.topics = StoreTopics(
             settings.kafka_bootstrap_servers, settings.kafka_topic_partitions
         )

@@ -169,6 +169,24 @@ async def test_webhook_delete_publishes_one_delete_record(
     assert records[1].key == merchant_id
 
 
+async def test_order_gone_from_the_listing_becomes_a_delete_record(
+    sandbox: CloverSandbox, start_poller: Start, kafka_bootstrap: str, topic: str
+) -> None:
+    merchant_id = sandbox.merchant_ids[0]
+    kept, deleted = create_orders(sandbox, merchant_id, 2)
+    # No webhook tells of this deletion: only the sweep can find it.
+    poller = await start_poller(poller_delete_sweep_s=0.3)
+    await eventually(lambda: poller.poller.stats.published >= 2, "orders polled")
+    sandbox.orders.delete(merchant_id, deleted)
+    await eventually(lambda: poller.poller.stats.deleted >= 1, "delete found")
+    await poller.stop()
+
+    records = await read_topic(kafka_bootstrap, topic, 3)
+    assert duplicates(records) == []
+    assert [(r.order_id, r.source) for r in records if r.deleted] == [(deleted, "poll")]
+    assert kept in {r.order_id for r in records if not r.deleted}
+
+
 @pytest.mark.parametrize(
     ("body", "auth", "status"),
     [

@@ -43,7 +43,7 @@ def _settings(ctx: click.Context) -> Settings:
 def _run(settings: Settings, work: Callable[[Vault], Awaitable[T]]) -> T:
     async def main() -> T:
         redis = connect_redis(settings.redis_url)
-        vault = Vault(settings, redis, KeySpace())
+        vault = Vault(settings, redis, KeySpace(settings.redis_key_prefix))
         try:
             return await work(vault)
         finally:

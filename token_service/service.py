@@ -59,7 +59,7 @@ class TokenService:
         )
         self.redis = redis or connect_redis(settings.redis_url)
         self._owns_redis = redis is None
-        self.keyspace = keyspace or KeySpace()
+        self.keyspace = keyspace or KeySpace(settings.redis_key_prefix)
         alerter = Alerter(
             self.redis, self.keyspace, SmtpSender.from_settings(settings), COMPONENT
         )
