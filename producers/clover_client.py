@@ -271,6 +271,11 @@ class CloverClient:
                 merchant_id=merchant_id,
                 retriable=True,
             ) from exc
+        except BaseException:
+            # Redis, cancellation: Clover was never asked, so this says nothing
+            # about an outage, but the probe turn must not stay taken.
+            self._breaker.abandon(probing)
+            raise
         if answer.status >= 500:
             await self._breaker.failed(f"Clover answered {answer.status}", probing)
         else:

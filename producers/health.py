@@ -154,6 +154,10 @@ class CloverBreaker:
         if probing and self._probe.locked():
             self._probe.release()
 
+    def abandon(self, probing: bool) -> None:
+        """The probe never reached Clover (a local error): let another one go."""
+        self._end_probe(probing)
+
     async def failed(self, detail: str, probing: bool) -> None:
         self._failures += 1
         if self._failures == 1:

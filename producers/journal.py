@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ Version = tuple[str, float]
 # Records are stamped by the producer's clock when sent; reading from a little
 # before the note's time covers clocks that disagree slightly.
 _READ_BACK_MARGIN_MS = 5_000
+READ_BACK_LIMIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,10 @@ class TopicReader:
                 if start is not None and start.offset < ends[tp]:
                     consumer.seek(tp, start.offset)
                     pending[tp] = ends[tp]
+            deadline = time.monotonic() + READ_BACK_LIMIT_S
             while pending:
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"reading back {self._topic} took too long")
                 batch = await consumer.getmany(*pending, timeout_ms=1000)
                 for tp, records in batch.items():
                     for record in records:

@@ -196,6 +196,15 @@ class PollerService:
         self._client.forget(merchant_id)
 
     async def _listen_for_wakes(self) -> None:
+        """Wake the worker of each merchant a webhook named; reconnects on failure."""
+        while True:
+            try:
+                await self._listen_once()
+            except RedisError as exc:
+                log.warning("wake-up channel lost", extra={"error": str(exc)})
+                await asyncio.sleep(1.0)
+
+    async def _listen_once(self) -> None:
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._inbox.channel)
         try:
