@@ -23,11 +23,14 @@ async def _crash_and_restart(chaos_stack: StackFactory, service: str) -> None:
     assert found.delivered > 0
 
 
+@pytest.mark.parametrize(
+    "suite", ["ci", pytest.param("chaos", marks=pytest.mark.chaos)]
+)
 @pytest.mark.timeout(180)
 async def test_delivery_killed_mid_run_then_restarted_delivers_everything_once(
-    chaos_stack: StackFactory,
+    chaos_stack: StackFactory, suite: str
 ) -> None:
-    """The one short scenario `make test` runs too, so CI guards the suite."""
+    """The one short scenario `make test` runs too ("ci"), so CI guards the suite."""
     await _crash_and_restart(chaos_stack, "deliver")
 
 
