@@ -447,10 +447,14 @@ def _compare(
             if order_id not in found.dead_letter_orders:
                 found.missing.append(order_id)
             continue
-        if order["order_version"] < write["modified_time_ms"]:
+        if write["kind"] == "DELETE":
+            # A cancellation's version is when the poller learnt of the deletion
+            # (the webhook's ts or its fetch), not Clover's modifiedTime: only the
+            # status can be compared.
+            if order["status"] != "cancelled":
+                found.not_cancelled.append(order_id)
+        elif order["order_version"] < write["modified_time_ms"]:
             found.behind.append(order_id)
-        if write["kind"] == "DELETE" and order["status"] != "cancelled":
-            found.not_cancelled.append(order_id)
         if order["status"] == "active" and not order["pin"]:
             found.without_pin.append(order_id)
     found.strangers += [o for o in held if o not in latest]
