@@ -437,8 +437,9 @@ async def run() -> Section:
         "Every poll takes one slot of the app-wide budget in Redis (one round trip, "
         "releases ride on the next acquisition); the Redis here is shared with the "
         "whole team's tests. The poller process is far from busy (CPU per poll times "
-        "polls/s is a fraction of one core): round trips, not CPU, cap it. Next step: lease app budget to each process in "
-        "batches so a poll needs no round trip."
+        "polls/s is a fraction of one core): round trips, not CPU, cap it. Next "
+        "step: lease app budget to each process in batches, so a poll needs no "
+        "round trip."
     )
     section.notes.append(
         "Webhook freshness includes the sandbox's 0.2 s notification batching, "
