@@ -23,12 +23,16 @@ from consumers.replay import (
     parse_time,
     replay_raw,
 )
+from consumers.status_feed import StatusFeed
 from consumers.store_lane import DeliveryOptions
 from lockerlink.cli import settings_from
 from lockerlink.devstack import SERVICES, Service
 from lockerlink.errors import ConfigError, LockerlinkError
+from lockerlink.keys import KeySpace
+from lockerlink.redis_store import connect_redis
 from lockerlink.registry import StoreRegistry, load_registry
 from lockerlink.settings import Settings
+from lockerlink.status import StatusBoard
 from schemas.topics import store_topic
 
 # `dev up` runs central delivery; with no registry file it holds every store it sees
@@ -71,22 +75,36 @@ def deliver(ctx: click.Context, store_id: str | None, group: str | None) -> None
     if store_id is not None:
         _in_store_registry_check(registry, store_id)
         topics = (store_topic(store_id),)
-    service = DeliveryService(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        registry=registry,
-        group_id=group or (in_store_group(store_id) if store_id else CENTRAL_GROUP),
-        topics=topics,
-        options=delivery_options(settings),
+    asyncio.run(
+        _deliver_until_signal(
+            settings,
+            registry,
+            group or (in_store_group(store_id) if store_id else CENTRAL_GROUP),
+            topics,
+        )
     )
-    asyncio.run(_until_signal(service))
 
 
-async def _until_signal(service: DeliveryService) -> None:
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    await service.run(stopping)
+async def _deliver_until_signal(
+    settings: Settings, registry: StoreRegistry, group: str, topics: tuple[str, ...]
+) -> None:
+    redis = connect_redis(settings.redis_url)
+    try:
+        service = DeliveryService(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            registry=registry,
+            group_id=group,
+            topics=topics,
+            options=delivery_options(settings),
+            status=StatusFeed(StatusBoard(redis, KeySpace(settings.redis_key_prefix))),
+        )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await service.run(stopping)
+    finally:
+        await redis.aclose()
 
 
 # -- replay -----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from aiokafka.structs import TopicPartition
 
 from consumers.alerts import AlertHook, log_alert
 from consumers.locker_api import LockerApi
+from consumers.status_feed import StatusFeed
 from consumers.store_lane import (
     DeliveryOptions,
     LaneContext,
@@ -77,6 +78,8 @@ class DeliveryService:
         options: DeliveryOptions | None = None,
         alert: AlertHook = log_alert,
         observer: Observer | None = None,
+        status: StatusFeed | None = None,
+        lag_interval_s: float = 5.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.registry = registry
@@ -86,6 +89,8 @@ class DeliveryService:
         self.options = options or DeliveryOptions()
         self.alert = alert
         self.observer = observer
+        self.status = status
+        self.lag_interval_s = lag_interval_s
         self.lanes: dict[str, StoreLane] = {}
         self._paused: set[str] = set()
         self._committed: dict[TopicPartition, int] = {}
@@ -148,6 +153,7 @@ class DeliveryService:
                     options=self.options,
                     on_change=self._on_lane_change,
                     observer=self.observer,
+                    status=self.status,
                 )
                 await self._loop(consumer, stopping)
             finally:
@@ -156,6 +162,10 @@ class DeliveryService:
 
     async def _loop(self, consumer: AIOKafkaConsumer, stopping: asyncio.Event) -> None:
         committer = asyncio.create_task(self._commit_every_interval())
+        helpers = [committer]
+        if self.status is not None:
+            helpers.append(asyncio.create_task(self.status.run()))
+            helpers.append(asyncio.create_task(self._report_lag_every_interval()))
         self.ready.set()
         try:
             while not stopping.is_set():
@@ -169,9 +179,12 @@ class DeliveryService:
                 if self._crashed is not None:
                     raise self._crashed
         finally:
-            committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await committer
+            for helper in helpers:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+            if self.status is not None:
+                await self.status.drain()
 
     def _dispatch(self, tp: TopicPartition, records: list[Record]) -> None:
         store_id = store_of_topic(tp.topic)
@@ -220,6 +233,54 @@ class DeliveryService:
         log.debug(
             "store %s", "paused" if pause else "resumed", extra={"store": store_id}
         )
+
+    # -- lag ---------------------------------------------------------------------
+
+    async def _report_lag_every_interval(self) -> None:
+        while True:
+            await asyncio.sleep(self.lag_interval_s)
+            try:
+                await self.report_lag()
+            except KafkaError as exc:
+                log.warning("lag not measured: %s", exc)
+
+    async def report_lag(self) -> dict[str, int]:
+        """Events on each held store's partitions not yet settled; sent to status."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        assigned = sorted(consumer.assignment())
+        if not assigned:
+            return {}
+        ends = await consumer.end_offsets(assigned)
+        lag: dict[str, int] = {}
+        for tp in assigned:
+            store_id = store_of_topic(tp.topic)
+            if store_id is None:
+                continue
+            lag[store_id] = lag.get(store_id, 0) + max(
+                0, ends[tp] - await self._next_unsettled(tp)
+            )
+        if self.status is not None:
+            for store_id, events in lag.items():
+                self.status.lag(store_id, events)
+        return lag
+
+    async def _next_unsettled(self, tp: TopicPartition) -> int:
+        """The first offset of ``tp`` its lane has not settled yet."""
+        assert self._consumer is not None
+        lane = self.lanes.get(store_of_topic(tp.topic) or "")
+        if lane is not None:
+            for record in lane.queue:
+                if record.topic == tp.topic and record.partition == tp.partition:
+                    return int(record.offset)
+            if tp in lane.acked:
+                return lane.acked[tp]
+        committed = self._committed.get(tp)
+        if committed is not None:
+            return committed
+        # Nothing fetched for it yet: everything from the fetch position is waiting.
+        return int(await self._consumer.position(tp))
 
     # -- offsets --------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from consumers.backoff import Backoff
 from consumers.breaker import CircuitBreaker
 from consumers.dead_letters import DeadLetterReason, envelope, publish
 from consumers.locker_api import Answer, LockerApi, Verdict
+from consumers.status_feed import StatusFeed
 from lockerlink.errors import BrokerError
 from lockerlink.registry import StoreRegistry
 from schemas.locker_order import LockerOrderEvent
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 # aiokafka ships no type hints, so its record type is Any to mypy.
 Record: TypeAlias = ConsumerRecord
 Observer = Callable[[str, Record, Answer | None], None]
+"""Called after each settled record: store id, the record, the locker's answer."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class LaneContext:
     options: DeliveryOptions
     on_change: Callable[[StoreLane], None]
     observer: Observer | None = None
+    status: StatusFeed | None = None
 
 
 @dataclass
@@ -149,6 +152,8 @@ class StoreLane:
             if answer.verdict is Verdict.DELIVERED:
                 self._recovered()
                 self.counts.delivered += 1
+                if self.ctx.status is not None:
+                    self.ctx.status.delivered(self.store_id, event.order_version)
                 return answer
             if answer.verdict is Verdict.REJECTED:
                 self._recovered()
@@ -183,6 +188,8 @@ class StoreLane:
             log.info(
                 "locker answers again; store resumes", extra={"store": self.store_id}
             )
+            if self.ctx.status is not None:
+                self.ctx.status.breaker(self.store_id, "closed")
             self.ctx.on_change(self)
 
     async def _failed(self, event: LockerOrderEvent, answer: Answer) -> None:
@@ -196,6 +203,8 @@ class StoreLane:
                 answer.detail,
                 extra={"store": self.store_id, "status": answer.status},
             )
+            if self.ctx.status is not None:
+                self.ctx.status.breaker(self.store_id, "open")
             self.ctx.on_change(self)
         if answer.verdict is Verdict.REFUSES_US and not self._held_alerted:
             self._held_alerted = True
@@ -248,6 +257,8 @@ class StoreLane:
                 )
                 await asyncio.sleep(self.ctx.options.backoff.delay_s(attempt))
         self.counts.dead_lettered += 1
+        if self.ctx.status is not None:
+            self.ctx.status.dead_letter(self.store_id)
         alert = Alert(
             AlertKind.DEAD_LETTER,
             self.store_id,

@@ -14,6 +14,7 @@ from aiokafka.structs import TopicPartition
 from consumers.alerts import Alert
 from consumers.backoff import Backoff
 from consumers.delivery import DeliveryService
+from consumers.status_feed import StatusFeed
 from consumers.store_lane import DeliveryOptions
 from consumers.topic_window import read_windows, reader, windows_by_time
 from lockerlink.broker import ensure_topics, make_consumer, make_producer
@@ -115,6 +116,7 @@ async def running_delivery(
     group: str,
     pattern: str,
     options: DeliveryOptions = FAST,
+    status: StatusFeed | None = None,
 ) -> AsyncIterator[Running]:
     """A delivery service running as a task until the block ends."""
     alerts: list[Alert] = []
@@ -125,6 +127,7 @@ async def running_delivery(
         pattern=pattern,
         options=options,
         alert=alerts.append,
+        status=status,
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(service.run(stopping))
