@@ -40,6 +40,9 @@ TRANSFORM_ROUNDS = 5
 TRANSFORM_ORDERS = 4_000
 E2E_ORDERS = 10_000
 MERCHANTS = 10
+TARGET_TRANSFORM = 10_000
+TARGET_WORKER = 2_000
+TARGET_RATIO = 0.5
 REDIS_URL = os.environ.get("LOCKERLINK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 TITLES = ["uber eats Rebecca", "e24 Ashley A", "jessica grubhub", "Table 12", "dd mike"]
@@ -101,7 +104,7 @@ def _line(name: str, price: int | str, mods: list[tuple[str, int]]) -> dict[str,
 
 
 def _transform_rate(raw: bytes, store: Store) -> float:
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(TRANSFORM_ORDERS):
         parsed = read_record(raw)
         assert not isinstance(parsed, type(None))
@@ -113,18 +116,22 @@ def _transform_rate(raw: bytes, store: Store) -> float:
             policy=drafted.pin_plan.policy,
         )
         event.model_dump_json()
-    return TRANSFORM_ORDERS / (time.perf_counter() - started)
+    return TRANSFORM_ORDERS / (time.process_time() - started)
 
 
 def _json_rate(raw: bytes) -> float:
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(TRANSFORM_ORDERS):
         json.dumps(json.loads(raw))
-    return TRANSFORM_ORDERS / (time.perf_counter() - started)
+    return TRANSFORM_ORDERS / (time.process_time() - started)
 
 
 def measure_transform() -> tuple[float, float]:
-    """Best of interleaved rounds: (transform orders/s, json round trips/s)."""
+    """Best of interleaved rounds: (transform orders/s, json round trips/s).
+
+    Rates are per second of this process's CPU time, so other work on a shared
+    machine slows them less than it would wall-clock rates.
+    """
     raw = json.dumps(sample_order()).encode()
     store = Store(store_id="bench", timezone="America/Toronto")
     transform, plain = 0.0, 0.0
@@ -337,7 +344,7 @@ def run() -> Section:
     )
     transform, plain_json = measure_transform()
     section.add(
-        "pure transform, five-item delivery order, one core",
+        "pure transform, five-item delivery order, per CPU-second",
         f"{transform:,.0f} orders/s",
         f"{transform / plain_json:.2f} x json.loads+dumps of the same order "
         f"({plain_json:,.0f}/s)",
@@ -358,13 +365,21 @@ def run() -> Section:
         f"{faust['rate']:,.0f} orders/s, peak RSS {faust['rss_mib']:.0f} MiB",
         f"{faust['rate'] / plain['rate']:.2f} x the plain loop",
     )
+    verdicts = [
+        ("transform >= 10,000/s", transform >= TARGET_TRANSFORM),
+        ("worker >= 2,000/s", faust["rate"] >= TARGET_WORKER),
+        ("worker >= 0.5 x plain loop", faust["rate"] >= TARGET_RATIO * plain["rate"]),
+    ]
     section.notes += [
-        "Targets: transform at least 10,000 orders/s; Faust worker at least 2,000 "
-        "orders/s and at least 0.5 x the plain loop.",
+        "Targets: "
+        + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts)
+        + ".",
         "End to end: batches of up to 500 records, one Redis round trip (a pipeline "
         "of Lua calls) per batch, every output acknowledged by the broker "
         "(acks=all) before the batch's offsets are committed; 3 partitions.",
         f"Redis: {REDIS_URL.split('@')[-1]}; broker: embedded Tansu, memory storage.",
+        f"Machine load (1-minute average) at the end of the run: "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, shared with other work.",
     ]
     return section
 

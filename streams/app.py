@@ -31,7 +31,7 @@ from streams.record import Output, RawRecord
 log = logging.getLogger(__name__)
 
 APP_ID = "lockerlink-stream"
-BATCH_WITHIN_S = 0.05
+BATCH_WITHIN_S = 0.2
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
 HEARTBEATS_PER_SESSION = 4

@@ -57,16 +57,13 @@ class _Pending:
     request: Request
 
 
-def _merchant_of(record: RawRecord, headers: RawOrderHeaders) -> str | None:
+def _merchant_of(record: RawRecord) -> str | None:
+    """The record's key, else its merchant header (headers are read only then)."""
     if record.key:
         key = record.key.decode("utf-8", errors="replace").strip()
         if key:
             return key
-    return headers.merchant_id
-
-
-def _merchant_hint(record: RawRecord) -> str | None:
-    return _merchant_of(record, RawOrderHeaders.from_kafka(record.headers))
+    return RawOrderHeaders.from_kafka(record.headers).merchant_id
 
 
 def _removal_version(
@@ -102,7 +99,7 @@ class OrderProcessor:
                 found = await self._prepare(index, record, stores)
             except InputError as exc:
                 outputs[index] = self._reject(
-                    record, exc.reason, exc, merchant_id=_merchant_hint(record)
+                    record, exc.reason, exc, merchant_id=_merchant_of(record)
                 )
             except DependencyError:
                 raise
@@ -112,7 +109,7 @@ class OrderProcessor:
                     record,
                     Reason.INTERNAL_ERROR,
                     exc,
-                    merchant_id=_merchant_hint(record),
+                    merchant_id=_merchant_of(record),
                 )
             else:
                 if isinstance(found, Output):
@@ -138,9 +135,8 @@ class OrderProcessor:
     async def _prepare(
         self, index: int, record: RawRecord, stores: dict[str, Store | None]
     ) -> _Pending | Output | None:
-        headers = RawOrderHeaders.from_kafka(record.headers)
         parsed = read_record(record.value)
-        merchant_id = _merchant_of(record, headers)
+        merchant_id = _merchant_of(record)
         if merchant_id is None:
             merchant_id = (
                 parsed.owner_id()
@@ -161,6 +157,7 @@ class OrderProcessor:
                 merchant_id=merchant_id,
             )
         if isinstance(parsed, DeleteMarker):
+            headers = RawOrderHeaders.from_kafka(record.headers)
             version = _removal_version(parsed, headers, record)
             removal = Removal(store.store_id, parsed.order_id, version)
             return _Pending(index, record, merchant_id, store, removal)
