@@ -135,9 +135,11 @@ async def test_rotated_credential_old_one_works_during_grace(token_api: ApiRig) 
     assert (await _get(token_api, "/v1/token", old))[0] == 200
     assert (await _get(token_api, "/v1/token", new))[0] == 200
     # the grace period ends with the old credential's index entry
-    await token_api.rig.redis.delete(
-        token_api.rig.keyspace.locker_credential(_hash(old))
-    )
+    old_key = token_api.rig.keyspace.locker_credential(_hash(old))
+    grace_ms = token_api.rig.settings.locker_rotation_grace_s * 1000
+    assert 0 < await token_api.rig.redis.pttl(old_key) <= grace_ms
+    await token_api.rig.redis.delete(old_key)
+    token_api.service.lockers.forget()  # as REMEMBER_MS passing would
     assert (await _get(token_api, "/v1/token", old))[0] == 401
     assert (await _get(token_api, "/v1/token", new))[0] == 200
 

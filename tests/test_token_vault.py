@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
+from lockerlink.alerts import Alerter
 from lockerlink.errors import TokenUnavailable
 from schemas.token_rotation import MerchantState, RotationReason, token_fingerprint
 from tests.token_fixtures import Rig
+from token_service.alerts import ReauthAlerts, reauth_alert_key
 from token_service.refresh_lock import RefreshLock
 
 
@@ -218,3 +220,56 @@ async def test_refresh_waits_for_the_lock_holder_and_takes_its_result(
 
     assert got.token == produced.token
     assert vault_rig.sandbox.calls.count("refresh") == 1
+
+
+@pytest.mark.parametrize("fault", ["error", "reset", "hang", "storm"])
+async def test_transient_clover_failures_back_off_then_recover_without_reuse(
+    vault_rig: Rig, fault: str
+) -> None:
+    vault_rig.settings = vault_rig.settings.model_copy(
+        update={"clover_timeout_s": 0.3, "token_refresh_lease_s": 1.0}
+    )
+    vault = vault_rig.make_vault()
+    merchant = await vault_rig.connect(vault)
+    current = await vault.get_access_token(merchant)
+    faults = vault_rig.sandbox.faults
+    if fault == "storm":
+        faults.storm(requests=1, endpoints=["refresh"])
+    else:
+        faults.outage(fault, status=503, requests=1, endpoints=["refresh"])  # type: ignore[arg-type]
+    vault_rig.clock.advance(28 * 60)
+
+    served = await vault.get_access_token(merchant, min_validity_s=5 * 60)
+    faults.clear()
+
+    assert served.token == current.token
+    record = await vault.merchants.get(merchant)
+    assert record is not None and record.state is MerchantState.REFRESH_FAILING
+    vault_rig.clock.advance(90)  # past the back-off
+    fresh = await vault.get_access_token(merchant, min_validity_s=5 * 60)
+    assert fresh.token != current.token
+    assert vault_rig.sandbox.tokens.merchant_of_access(fresh.token) == merchant
+    assert _spent_twice(vault_rig) == 0
+    record = await vault.merchants.get(merchant)
+    assert record is not None and record.state is MerchantState.CONNECTED
+
+
+async def test_reauth_alert_is_raised_once_and_cleared_on_reconnect(
+    vault_rig: Rig,
+) -> None:
+    alerter = Alerter(vault_rig.redis, vault_rig.keyspace, None, "token-service")
+    vault = vault_rig.make_vault(alerts=ReauthAlerts(alerter))
+    other = vault_rig.make_vault(separate_connection=True, alerts=ReauthAlerts(alerter))
+    merchant = await vault_rig.connect(vault)
+    vault_rig.sandbox.uninstall(merchant)
+    vault_rig.clock.advance(31 * 60)
+    alert_key = vault_rig.keyspace.alert_state(reauth_alert_key(merchant))
+
+    for each in (vault, other, vault):
+        with pytest.raises(TokenUnavailable):
+            await each.get_access_token(merchant)
+    assert await vault_rig.redis.exists(alert_key)
+
+    vault_rig.sandbox.tokens.install(merchant)
+    await vault_rig.connect(vault)
+    assert not await vault_rig.redis.exists(alert_key)

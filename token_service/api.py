@@ -38,9 +38,11 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_MIN_VALIDITY_S = 3600
+# Which merchant a store belongs to changes only when a merchant connects; another
+# process's change reaches this one within this time.
+STORE_MERCHANT_REMEMBER_S = 2.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVICE_KEY = web.AppKey("token_service", object)
-_LOCKER = web.RequestKey("locker", Locker)
 _RATE_HEADERS = web.RequestKey("rate_headers", dict)
 
 
@@ -97,6 +99,7 @@ class TokenApi:
         self.authorization = authorization
         self.locker_limit = locker_limit
         self.auth_failure_limit = auth_failure_limit
+        self._store_merchants: dict[str, tuple[float, str]] = {}
         admin = vault.settings.admin_credential
         self._admin = admin.get_secret_value().encode() if admin else None
 
@@ -134,11 +137,20 @@ class TokenApi:
 
     # -- lockers ----------
     async def get_token(self, request: web.Request) -> web.Response:
-        locker = await self._locker(request)
+        locker = await self._authenticated(request)
         store_id = _own_store(locker, request.query.get("store_id"))
         min_validity_s = _min_validity(request.query.get("min_validity_s"))
         merchant_id = await self._merchant_of(store_id)
-        token = await self.vault.get_access_token(merchant_id, min_validity_s)
+        # The hot path: count the request and read the pair in one round trip.
+        async with self.vault.redis.pipeline(transaction=False) as pipe:
+            await self.locker_limit.queue_hit(pipe, locker.locker_id)
+            self.vault.pairs.queue_read(pipe, merchant_id)
+            counted, pair_values = await pipe.execute()
+        self._admit(request, self.locker_limit.verdict(counted))
+        snapshot = self.vault.pairs.snapshot(merchant_id, pair_values)
+        token = await self.vault.get_access_token(
+            merchant_id, min_validity_s, just_read=snapshot
+        )
         return _token_response(request, store_id, token)
 
     async def refresh_token(self, request: web.Request) -> web.Response:
@@ -230,17 +242,26 @@ class TokenApi:
 
     # -- authentication and limits ----------
     async def _locker(self, request: web.Request) -> Locker:
-        address = request.remote or "unknown"
-        await self._refuse_blocked_address(address)
-        try:
-            locker = await self.lockers.authenticate(_bearer(request))
-        except CredentialError as exc:
-            await self._failed_authentication(address, exc)
-        verdict = await self.locker_limit.hit(locker.locker_id)
+        """The authenticated locker, its request counted against its limit."""
+        locker = await self._authenticated(request)
+        self._admit(request, await self.locker_limit.hit(locker.locker_id))
+        return locker
+
+    def _admit(self, request: web.Request, verdict: Verdict) -> None:
         if not verdict.allowed:
             raise _too_many(verdict, "this locker is over its request rate")
         request[_RATE_HEADERS] = verdict.headers()
-        request[_LOCKER] = locker
+
+    async def _authenticated(self, request: web.Request) -> Locker:
+        address = request.remote or "unknown"
+        try:
+            credential = _bearer(request)
+            if self.lockers.remembered(credential) is None:
+                await self._refuse_blocked_address(address)
+            locker = await self.lockers.authenticate(credential)
+        except CredentialError as exc:
+            await self._refuse_blocked_address(address)
+            await self._failed_authentication(address, exc)
         return locker
 
     async def _admin_only(self, request: web.Request) -> None:
@@ -271,7 +292,18 @@ class TokenApi:
         )
 
     async def _merchant_of(self, store_id: str) -> str:
+        now = time.monotonic()
+        remembered = self._store_merchants.get(store_id)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
         merchant_id = await self.vault.merchants.merchant_of_store(store_id)
+        if merchant_id is not None:
+            if len(self._store_merchants) >= 10_000:
+                self._store_merchants.clear()
+            self._store_merchants[store_id] = (
+                now + STORE_MERCHANT_REMEMBER_S,
+                merchant_id,
+            )
         if merchant_id is None:
             raise Refusal(
                 409, "not_connected", "no Clover merchant is connected to this store"

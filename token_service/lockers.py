@@ -28,6 +28,11 @@ _CREDENTIAL = re.compile(r"^llk_[A-Za-z0-9_-]{43}$")
 # Last-use times are written at most this often per locker: a hot locker must not
 # turn every token read into a Redis write.
 _LAST_USE_EVERY_MS = 10_000
+# A process remembers a credential it checked for this long, so a busy locker costs
+# no Redis reads to authenticate; a revocation or rotation made by another process
+# reaches this one within that time (this process's own changes at once).
+REMEMBER_MS = 2_000
+_REMEMBER_AT_MOST = 10_000
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class LockerRegistry:
         self._grace_ms = int(grace_s * 1000)
         self._clock = clock
         self._last_use_written: dict[str, int] = {}
+        self._known: dict[str, tuple[int, Locker]] = {}
 
     async def enroll(self, store_id: str) -> Enrolment:
         """A new locker for ``store_id`` with its first credential."""
@@ -105,6 +111,10 @@ class LockerRegistry:
         if not looks_like_credential(credential):
             raise CredentialError("malformed credential", reason="malformed")
         presented = credential_hash(credential)
+        remembered = self.remembered(credential)
+        if remembered is not None:
+            await self._touch(remembered.locker_id)
+            return remembered
         found = await self._redis.get(self._keyspace.locker_credential(presented))
         if found is None:
             raise CredentialError("unknown or revoked credential", reason="unknown")
@@ -117,12 +127,29 @@ class LockerRegistry:
         if record.get("revoked") != "0" or not any(matched):
             raise CredentialError("unknown or revoked credential", reason="unknown")
         locker = _locker(locker_id, record)
+        if len(self._known) >= _REMEMBER_AT_MOST:
+            self._known.clear()
+        self._known[presented] = (self._now_ms() + REMEMBER_MS, locker)
         await self._touch(locker_id)
         return locker
+
+    def remembered(self, credential: str) -> Locker | None:
+        """The locker of a credential this process checked moments ago, if any."""
+        entry = self._known.get(credential_hash(credential))
+        if entry is None or entry[0] <= self._now_ms():
+            return None
+        return entry[1]
+
+    def forget(self, locker_id: str | None = None) -> None:
+        """Drop remembered credentials (of one locker, or all) after a change."""
+        for key, (_, locker) in list(self._known.items()):
+            if locker_id is None or locker.locker_id == locker_id:
+                del self._known[key]
 
     async def rotate(self, locker_id: str) -> Enrolment:
         """A new credential; the current one keeps working for the grace period."""
         record = await self._live_record(locker_id)
+        self.forget(locker_id)
         credential = _new_credential()
         new_hash = credential_hash(credential)
         old_hash = record["current_hash"]
@@ -144,6 +171,7 @@ class LockerRegistry:
     async def revoke(self, locker_id: str) -> Locker:
         """Stop every credential of the locker at once."""
         record = await self._live_record(locker_id)
+        self.forget(locker_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             for name in ("current_hash", "previous_hash"):
                 if record.get(name):

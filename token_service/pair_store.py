@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from lockerlink.keys import KeySpace
 from token_service.keyring import Sealed, VaultKeys
@@ -109,6 +110,16 @@ class PairStore:
         values = await self._redis.hmget(
             self._keyspace.token_pair(merchant_id), _FIELDS
         )
+        return self.snapshot(merchant_id, values)
+
+    def queue_read(self, pipe: Pipeline, merchant_id: str) -> None:
+        """Add a read of the merchant's pair to a pipeline; see `snapshot`."""
+        pipe.hmget(self._keyspace.token_pair(merchant_id), _FIELDS)
+
+    def snapshot(
+        self, merchant_id: str, values: list[bytes | str | None]
+    ) -> Snapshot | None:
+        """The snapshot in the answer of a pair read, opened."""
         key_id, blob, version, written_at_ms, *_ = values
         if blob is None or key_id is None:
             return None

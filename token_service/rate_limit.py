@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from lockerlink.keys import KeySpace
 
@@ -87,11 +88,24 @@ class RateLimiter:
         """Would one more request pass? Counts nothing."""
         return await self._run(subject, 1, dry_run=True)
 
+    async def queue_hit(self, pipe: Pipeline, subject: str) -> None:
+        """Add one counted request of ``subject`` to a pipeline; see `verdict`."""
+        await self._script(
+            keys=[self._keyspace.rate_limit(self.policy, subject)],
+            args=[self._interval_ms, self.burst, 1, "0"],
+            client=pipe,
+        )
+
     async def _run(self, subject: str, cost: int, dry_run: bool) -> Verdict:
-        allowed, remaining, retry_after_ms, reset_ms = await self._script(
+        answer = await self._script(
             keys=[self._keyspace.rate_limit(self.policy, subject)],
             args=[self._interval_ms, self.burst, cost, "1" if dry_run else "0"],
         )
+        return self.verdict(answer)
+
+    def verdict(self, answer: list[int]) -> Verdict:
+        """The verdict in the script's answer."""
+        allowed, remaining, retry_after_ms, reset_ms = answer
         return Verdict(
             allowed=bool(allowed),
             limit=self.burst,

@@ -21,11 +21,11 @@ class ProactiveRefresher:
         self.vault = vault
         self.idle_s = idle_s
         self._limit = asyncio.Semaphore(concurrency)
-        self._batch = concurrency * 4
+        self.batch_size = concurrency * 4
 
     async def run_once(self) -> int:
         """Refresh every merchant due now (one batch); returns how many were claimed."""
-        due = await self.vault.schedule.claim_due(self._batch)
+        due = await self.vault.schedule.claim_due(self.batch_size)
         await asyncio.gather(*(self._refresh(merchant_id) for merchant_id in due))
         return len(due)
 
@@ -40,7 +40,7 @@ class ProactiveRefresher:
             except (OSError, RedisError) as exc:
                 log.warning("proactive refresh round failed: %s", exc)
                 claimed = 0
-            if claimed < self._batch:
+            if claimed < self.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=self.idle_s)
 

@@ -119,15 +119,21 @@ class Vault:
 
     # -- what callers use ----------
     async def get_access_token(
-        self, merchant_id: str, min_validity_s: float = 0.0
+        self,
+        merchant_id: str,
+        min_validity_s: float = 0.0,
+        *,
+        just_read: Snapshot | None = None,
     ) -> AccessToken:
         """The merchant's access token, valid for at least ``min_validity_s``.
 
         Refreshes (once, shared with every concurrent caller) when the stored token
         is shorter than that. While Clover fails transiently the current token is
         served until it expires. Raises `TokenUnavailable` when there is none.
+        ``just_read`` is a snapshot the caller read from Redis a moment ago (to
+        save a round trip); it is trusted as current.
         """
-        snapshot = await self._current(merchant_id)
+        snapshot = just_read or await self._current(merchant_id)
         now_ms = self._now_ms()
         remaining_ms = snapshot.pair.access_expires_at_ms - now_ms
         if remaining_ms > max(min_validity_s * 1000, 0):
