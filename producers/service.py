@@ -258,10 +258,14 @@ class PollerService:
 
     async def _sleep(self, worker: _Worker, until: float) -> bool:
         """Wait until ``until`` or a wake-up; True when woken by a webhook."""
-        timeout_s = max(0.0, until - time.monotonic())
-        try:
-            await asyncio.wait_for(worker.wake.wait(), timeout_s)
-        except TimeoutError:
+        if not worker.wake.is_set():
+            # A timer on the loop, not a task per wait: thousands of merchants sleep.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(
+                    asyncio.get_running_loop().time() + until - time.monotonic()
+                ):
+                    await worker.wake.wait()
+        if not worker.wake.is_set():
             return False
         worker.wake.clear()
         return True
