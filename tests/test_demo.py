@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lockerlink.embedded import free_port, port_answers
+from tests.chaos.harness import locker_base_port
 
 ORDER_LINE = re.compile(
     r"^order\s+(?P<store>\S+)\s+(?P<event>created|updated|cancelled)\s+"
@@ -23,7 +24,8 @@ ORDER_LINE = re.compile(
 
 def _demo_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
     token_port, clover_port = free_port(), free_port()
-    lockers = free_port()  # store N listens on this + N; the next few are rarely taken
+    # Store N listens on this + N, so the base comes from below the ephemeral range.
+    lockers = locker_base_port()
     return {
         "LOCKERLINK_DATA_DIR": str(tmp_path / "data"),
         "LOCKERLINK_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
