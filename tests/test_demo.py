@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from lockerlink.demo import DEMO_STORES
 from lockerlink.embedded import free_port, port_answers
-from tests.chaos.harness import locker_base_port
 
 ORDER_LINE = re.compile(
     r"^order\s+(?P<store>\S+)\s+(?P<event>created|updated|cancelled)\s+"
@@ -22,10 +23,28 @@ ORDER_LINE = re.compile(
 )
 
 
+def _free_block(count: int) -> int:
+    """A base port whose next ``count`` ports are all free right now."""
+    for _ in range(100):
+        base = free_port()
+        ports = range(base + 1, base + count + 1)
+        if all(port < 65536 and _bindable(port) for port in ports):
+            return base
+    raise AssertionError(f"no block of {count} free ports")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _demo_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
     token_port, clover_port = free_port(), free_port()
-    # Store N listens on this + N, so the base comes from below the ephemeral range.
-    lockers = locker_base_port()
+    lockers = _free_block(len(DEMO_STORES))  # store N listens on this + N
     return {
         "LOCKERLINK_DATA_DIR": str(tmp_path / "data"),
         "LOCKERLINK_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
