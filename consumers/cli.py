@@ -37,7 +37,8 @@ from lockerlink.keys import KeySpace
 from lockerlink.ops_http import OpsServer
 from lockerlink.readiness import redis_reachable
 from lockerlink.redis_store import connect_redis
-from lockerlink.registry import StoreRegistry, load_registry
+from lockerlink.registry import load_registry
+from lockerlink.registry_reload import StoreLookup, store_lookup
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
 from lockerlink.status import StatusBoard
@@ -58,7 +59,7 @@ def delivery_options(settings: Settings) -> DeliveryOptions:
     )
 
 
-def _in_store_registry_check(registry: StoreRegistry, store_id: str) -> None:
+def _in_store_registry_check(registry: StoreLookup, store_id: str) -> None:
     store = registry.store(store_id)
     if store is None:
         raise ConfigError(f"store {store_id!r} is not in the store registry")
@@ -79,7 +80,10 @@ def deliver(ctx: click.Context, store_id: str | None, group: str | None) -> None
     """Deliver locker orders from store topics to the stores' locker servers."""
     settings = settings_from(ctx)
     init_sentry(settings, "delivery")
-    registry = load_registry(settings.store_registry_path)
+    # Re-read while running: a locker endpoint edited in the file needs no restart.
+    registry = store_lookup(
+        settings.store_registry_path, settings.store_registry_check_s
+    )
     topics: tuple[str, ...] = ()
     if store_id is not None:
         _in_store_registry_check(registry, store_id)
@@ -95,7 +99,7 @@ def deliver(ctx: click.Context, store_id: str | None, group: str | None) -> None
 
 
 async def _deliver_until_signal(
-    settings: Settings, registry: StoreRegistry, group: str, topics: tuple[str, ...]
+    settings: Settings, registry: StoreLookup, group: str, topics: tuple[str, ...]
 ) -> None:
     redis = connect_redis(settings.redis_url)
     keys = KeySpace(settings.redis_key_prefix)

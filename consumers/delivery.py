@@ -37,7 +37,7 @@ from consumers.store_lane import (
     StoreLane,
 )
 from lockerlink.broker import ensure_topics, make_consumer, make_producer
-from lockerlink.registry import StoreRegistry
+from lockerlink.registry_reload import StoreLookup
 from schemas.topics import DEAD_LETTER, STORE_TOPIC_PATTERN, TopicSpec, store_of_topic
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class DeliveryService:
         self,
         *,
         bootstrap_servers: str,
-        registry: StoreRegistry,
+        registry: StoreLookup,
         group_id: str = CENTRAL_GROUP,
         topics: Sequence[str] = (),
         pattern: str = STORE_TOPIC_PATTERN,

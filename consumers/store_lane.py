@@ -28,7 +28,7 @@ from consumers.dead_letters import DeadLetterReason, envelope, publish
 from consumers.locker_api import Answer, LockerApi, Verdict
 from consumers.status_feed import StatusFeed
 from lockerlink.errors import BrokerError
-from lockerlink.registry import StoreRegistry
+from lockerlink.registry_reload import StoreLookup
 from schemas.locker_order import LockerOrderEvent
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class LaneContext:
 
     api: LockerApi
     producer: AIOKafkaProducer
-    registry: StoreRegistry
+    registry: StoreLookup
     alert: AlertHook
     options: DeliveryOptions
     on_change: Callable[[StoreLane], None]

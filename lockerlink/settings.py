@@ -221,6 +221,12 @@ class Settings(BaseSettings):
         None,
         description="YAML file mapping merchants to stores, lockers and PIN rules.",
     )
+    store_registry_check_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="How often delivery re-reads the store registry file for changes.",
+    )
 
     # -- Stream --------------------------------------------------------------------
     stream_pin_hold_s: int = Field(
