@@ -71,6 +71,9 @@ class KeySpace:
     def clover_budget(self, scope: str) -> str:
         return self._key("clover", "budget", scope)
 
+    def merchant_hold_off(self, merchant_id: str) -> str:
+        return self._key("clover", "budget", "merchant", merchant_id, "holdoff")
+
     def poller_members(self) -> str:
         return self._key("poll", "members")
 
