@@ -58,6 +58,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.service.release_partitions(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.service.assigned.set()
         log.info(
             "partitions assigned",
             extra={"partitions": sorted(f"{t.topic}/{t.partition}" for t in assigned)},
@@ -98,6 +99,8 @@ class DeliveryService:
         self._ctx: LaneContext | None = None
         self._crashed: BaseException | None = None
         self.ready = asyncio.Event()
+        self.assigned = asyncio.Event()
+        """Set once the group gave this process its partitions (maybe none)."""
 
     # -- what tests, benches and operators can see -----------------------------
 

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from lockerlink.errors import CloverError
+from producers import metrics
 from producers.budget import CloverBudget, Priority, Scope
 from producers.health import CloverBreaker
 from producers.token_source import AccessTokenLike, TokenSource
@@ -233,6 +234,7 @@ class CloverClient:
     ) -> None:
         self.rate_limited += 1
         scope = Scope.APP if answer.app_scope else Scope.MERCHANT
+        metrics.RATE_LIMITED.labels(scope.value).inc()
         log.info(
             "Clover rate limit hit; holding off",
             extra={

@@ -26,6 +26,8 @@ from lockerlink.broker import make_producer
 from lockerlink.errors import PortUnavailable
 from lockerlink.keys import KeySpace
 from lockerlink.listen import start_site
+from lockerlink.ops_http import OpsServer
+from lockerlink.readiness import broker_reachable, redis_reachable
 from lockerlink.settings import Settings
 from lockerlink.status import StatusBoard
 from producers.budget import BudgetLimits, CloverBudget
@@ -85,8 +87,10 @@ class PollerProcess:
         topic: str = RAW_ORDERS,
         alert_hook: AlertHook = log_only,
         serve_webhooks: bool = True,
+        ops_port: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``ops_port``: serve /healthz, /readyz and /metrics there (None: not)."""
         self.settings = settings
         self.owner = new_owner_id()
         self._tokens = tokens
@@ -100,6 +104,9 @@ class PollerProcess:
         self._runner: web.AppRunner | None = None
         self._stopped = False
         self.webhook_url: str | None = None
+        self.ops: OpsServer | None = None
+        if ops_port is not None:
+            self.ops = OpsServer("poller", settings.ops_host, ops_port, self.ready)
 
     async def start(self) -> None:
         """Connect to Kafka, Redis and Clover; start polling and serving webhooks."""
@@ -121,9 +128,19 @@ class PollerProcess:
         self._task = asyncio.create_task(self.service.run())
         if self._serve_webhooks:
             await self._start_webhooks()
+        if self.ops is not None:
+            await self.ops.start()
         log.info(
             "poller started",
             extra={"owner": self.owner, "webhooks": self.webhook_url or "off"},
+        )
+
+    async def ready(self) -> bool:
+        """Ready once merchants were shared out, while Kafka and Redis answer."""
+        if self._task is None or not self.service.rebalanced.is_set():
+            return False
+        return await redis_reachable(self.redis) and await broker_reachable(
+            self.producer.client
         )
 
     def _build(self) -> None:
@@ -209,6 +226,8 @@ class PollerProcess:
         if self._stopped:
             return
         self._stopped = True
+        if self.ops is not None:
+            await self.ops.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
