@@ -23,7 +23,6 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool
 
 from lockerlink.broker import make_producer
-from lockerlink.errors import PortUnavailable
 from lockerlink.keys import KeySpace
 from lockerlink.listen import start_site
 from lockerlink.ops_http import OpsServer
@@ -212,11 +211,7 @@ class PollerProcess:
         host = self.settings.poller_webhook_host
         port = self.settings.poller_webhook_port
         site = web.TCPSite(runner, host, port)
-        try:
-            await start_site(site, "poller webhook endpoint", host, port)
-        except PortUnavailable:
-            await runner.cleanup()
-            raise
+        await start_site(site, "poller webhook endpoint", host, port, runner=runner)
         self._runner = runner
         port = runner.addresses[0][1]
         self.webhook_url = f"http://{host}:{port}{WEBHOOK_PATH}"
