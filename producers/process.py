@@ -23,7 +23,9 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool
 
 from lockerlink.broker import make_producer
+from lockerlink.errors import PortUnavailable
 from lockerlink.keys import KeySpace
+from lockerlink.listen import start_site
 from lockerlink.ops_http import OpsServer
 from lockerlink.readiness import broker_reachable, redis_reachable
 from lockerlink.settings import Settings
@@ -208,8 +210,13 @@ class PollerProcess:
         runner = web.AppRunner(self.receiver.app(), access_log=None)
         await runner.setup()
         host = self.settings.poller_webhook_host
-        site = web.TCPSite(runner, host, self.settings.poller_webhook_port)
-        await site.start()
+        port = self.settings.poller_webhook_port
+        site = web.TCPSite(runner, host, port)
+        try:
+            await start_site(site, "poller webhook endpoint", host, port)
+        except PortUnavailable:
+            await runner.cleanup()
+            raise
         self._runner = runner
         port = runner.addresses[0][1]
         self.webhook_url = f"http://{host}:{port}{WEBHOOK_PATH}"

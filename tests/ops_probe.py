@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -11,12 +13,18 @@ from tests.poller_support import eventually
 class OpsProbe:
     """The ops endpoints of one running service, at ``base_url``."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, tls: ssl.SSLContext | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.tls = tls
+
+    def _session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.tls if self.tls else True)
+        )
 
     async def status(self, path: str) -> int:
         async with (
-            aiohttp.ClientSession() as http,
+            self._session() as http,
             http.get(f"{self.base_url}{path}") as response,
         ):
             return response.status
@@ -24,7 +32,7 @@ class OpsProbe:
     async def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         """Every sample /metrics shows, by name and labels."""
         async with (
-            aiohttp.ClientSession() as http,
+            self._session() as http,
             http.get(f"{self.base_url}/metrics") as response,
         ):
             assert response.status == 200

@@ -6,6 +6,8 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from consumers.alerts import AlertKind
 from lockerlink.registry_reload import ReloadingRegistry
 from sandbox.locker import LockerFaults, LockerSandbox
@@ -312,3 +314,40 @@ async def test_a_locker_endpoint_edited_in_the_registry_file_is_used_without_res
     assert old.state.accepted_event_ids() == [e.event_id for e in first]
     assert new.state.accepted_event_ids() == [e.event_id for e in second]
     assert registry.reloads == 1
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_a_locker_refusing_us_holds_the_store_alerts_once_and_sets_nothing_aside(
+    status: int,
+    kafka_bootstrap: str,
+    locker_sandbox: StartLocker,
+    unique_name: Namer,
+) -> None:
+    store = unique_name(f"refuses{status}")
+    locker = await locker_sandbox(store_id=store)
+    events = order_events(store, 3)
+    # A wrong credential or URL: the locker answers every try the same way.
+    locker.set_faults(LockerFaults(reject_order_ids={events[0].order_id: status}))
+    await create_store_topics(kafka_bootstrap, [store])
+    async with running_delivery(
+        kafka_bootstrap,
+        registry_for({store: locker}),
+        group=unique_name("g"),
+        pattern=pattern_for(store),
+    ) as running:
+        await produce(kafka_bootstrap, events)
+
+        def refused() -> int:
+            lane = running.service.lanes.get(store)
+            return 0 if lane is None else lane.counts.attempts_failed
+
+        await wait_until(lambda: refused() >= 4, "several tries refused")
+        assert store in running.service.paused_stores()
+        assert [(a.kind, a.status) for a in running.alerts] == [
+            (AlertKind.STORE_HELD, status)
+        ]
+        assert locker.state.orders == {}
+        locker.set_faults(LockerFaults())
+        await wait_until(lambda: len(locker.state.orders) == 3, "delivered once fixed")
+    assert locker.state.accepted_event_ids() == [e.event_id for e in events]
+    assert await dead_letters_for(kafka_bootstrap, store) == []

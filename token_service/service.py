@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from lockerlink.alerts import Alerter, SmtpSender
 from lockerlink.keys import KeySpace
+from lockerlink.listen import start_site
 from lockerlink.local_secrets import admin_credential, admin_credential_path
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
@@ -116,7 +117,7 @@ class TokenService:
         self._runner = web.AppRunner(self.api.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
-        await site.start()
+        await start_site(site, "token service", host, port)
         self._refreshing = asyncio.create_task(self.refresher.run(self._stopping))
         return int(self._runner.addresses[0][1])
 

@@ -137,6 +137,9 @@ class Vault:
         """
         snapshot = just_read or await self._current(merchant_id)
         now_ms = self._now_ms()
+        metrics.ACCESS_EXPIRY.mark(
+            merchant_id, snapshot.pair.access_expires_at_ms / 1000
+        )
         remaining_ms = snapshot.pair.access_expires_at_ms - now_ms
         if remaining_ms > max(min_validity_s * 1000, 0):
             return snapshot.access()
@@ -182,6 +185,7 @@ class Vault:
         await self.schedule.plan(merchant_id, pair.access_expires_at_ms)
         snapshot = Snapshot(merchant_id, pair, version, self.keys.current_id, 0)
         metrics.ROTATIONS.labels(RotationReason.CONNECT.value).inc()
+        metrics.ACCESS_EXPIRY.mark(merchant_id, pair.access_expires_at_ms / 1000)
         log.info(
             "merchant connected",
             extra={"merchant_id": merchant_id, "store_id": store_id},
@@ -363,6 +367,7 @@ class Vault:
             merchant_id, pair, version, self.keys.current_id, self._now_ms()
         )
         metrics.ROTATIONS.labels(reason.value).inc()
+        metrics.ACCESS_EXPIRY.mark(merchant_id, pair.access_expires_at_ms / 1000)
         log.info(
             "token rotated",
             extra={
