@@ -1,7 +1,9 @@
 """Faults a test or an operator injects into the Clover sandbox.
 
 Outage windows (an error status, a connection reset, or a request that hangs until
-the faults are cleared), added latency, 429 storms, refusing every access token,
+the faults are cleared), either before the request is served or after it was
+(``after_serving``: Clover did the work, say rotated a refresh token, and the answer
+is lost on the way back), added latency, 429 storms, refusing every access token,
 and revoking a merchant. Windows end after ``duration_s`` on the sandbox clock or
 after hitting ``requests`` requests, whichever comes first; neither means until
 ``clear()``.
@@ -58,6 +60,7 @@ class Outage:
     kind: OutageKind
     status: int
     window: Window
+    after_serving: bool = False
 
 
 @dataclass
@@ -94,10 +97,15 @@ class CloverFaults:
         duration_s: float | None = None,
         requests: int | None = None,
         endpoints: Iterable[str] | None = None,
+        after_serving: bool = False,
     ) -> None:
-        """Fail matching requests: an error status, a reset, or a hang."""
+        """Fail matching requests: an error status, a reset, or a hang.
+
+        ``after_serving``: the request is served first (its effects stay) and only
+        its answer is replaced by the fault.
+        """
         window = self._window(duration_s, requests, endpoints)
-        self._state.outages.append(Outage(kind, status, window))
+        self._state.outages.append(Outage(kind, status, window, after_serving))
 
     def storm(
         self,
@@ -147,7 +155,7 @@ class CloverFaults:
         state = self._state
         now_s = self._clock()
         for outage in state.outages:
-            if outage.window.hits(endpoint, now_s):
+            if not outage.after_serving and outage.window.hits(endpoint, now_s):
                 await self._fail(request, outage, state.released)
         for storm in state.storms:
             if storm.window.hits(endpoint, now_s):
@@ -160,6 +168,14 @@ class CloverFaults:
                         "Retry-After": str(storm.retry_after_s),
                     },
                 )
+
+    async def after(self, request: web.Request, endpoint: str) -> None:
+        """Lose the answer of a request that was served, as ``after_serving`` says."""
+        state = self._state
+        now_s = self._clock()
+        for outage in state.outages:
+            if outage.after_serving and outage.window.hits(endpoint, now_s):
+                await self._fail(request, outage, state.released)
 
     async def delay(self) -> None:
         """Added latency, spent while the request counts as in flight.
@@ -211,6 +227,7 @@ class OutageSpec(BaseModel):
     duration_s: float | None = Field(None, gt=0)
     requests: int | None = Field(None, ge=1)
     endpoints: list[str] | None = None
+    after_serving: bool = False
 
 
 class StormSpec(BaseModel):
