@@ -1,10 +1,11 @@
 """Faults a test or an operator injects into the Clover sandbox.
 
 Outage windows (an error status, a connection reset, or a request that hangs until
-the faults are cleared), added latency, 429 storms, refusing every access token,
-and revoking a merchant. Windows end after ``duration_s`` on the sandbox clock or
-after hitting ``requests`` requests, whichever comes first; neither means until
-``clear()``.
+the faults are cleared), held answers (the request is served, so Clover has acted,
+but its answer waits until the faults are cleared: the caller can die in between),
+added latency, 429 storms, refusing every access token, and revoking a merchant.
+Windows end after ``duration_s`` on the sandbox clock or after hitting ``requests``
+requests, whichever comes first; neither means until ``clear()``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Storm:
 class _State:
     outages: list[Outage] = field(default_factory=list)
     storms: list[Storm] = field(default_factory=list)
+    holds: list[Window] = field(default_factory=list)
     latency_s: float = 0.0
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -84,6 +86,8 @@ class CloverFaults:
         self._clock = clock
         self._state = _State()
         self.hanging = 0
+        # (host, port) of each caller whose answer is held, so a test knows whom.
+        self.held_for: list[tuple[str, int]] = []
 
     # -- injecting ------------------------------------------------------------------
     def outage(
@@ -112,6 +116,16 @@ class CloverFaults:
         """Answer 429 to matching requests whatever the real rate."""
         window = self._window(duration_s, requests, endpoints)
         self._state.storms.append(Storm(retry_after_s, header, limit, window))
+
+    def hold(
+        self,
+        *,
+        duration_s: float | None = None,
+        requests: int | None = None,
+        endpoints: Iterable[str] | None = None,
+    ) -> None:
+        """Serve matching requests, then keep their answers until ``clear()``."""
+        self._state.holds.append(self._window(duration_s, requests, endpoints))
 
     def latency(self, seconds: float) -> None:
         """Add this much time to every Clover request."""
@@ -160,6 +174,26 @@ class CloverFaults:
                         "Retry-After": str(storm.retry_after_s),
                     },
                 )
+
+    async def after(self, request: web.Request, endpoint: str) -> None:
+        """Keep a served request's answer back while a hold applies to it."""
+        state = self._state
+        now_s = self._clock()
+        if not any(window.hits(endpoint, now_s) for window in state.holds):
+            return
+        transport = request.transport
+        peer = transport.get_extra_info("peername") if transport else None
+        caller = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        self.held_for.append(caller)
+        try:
+            await state.released.wait()
+        finally:
+            self.held_for.remove(caller)
+
+    @property
+    def holding(self) -> int:
+        """How many served requests wait for their answer now."""
+        return len(self.held_for)
 
     async def delay(self) -> None:
         """Added latency, spent while the request counts as in flight.
@@ -226,6 +260,16 @@ class StormSpec(BaseModel):
     endpoints: list[str] | None = None
 
 
+class HoldSpec(BaseModel):
+    """Held answers as the admin endpoint accepts them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duration_s: float | None = Field(None, gt=0)
+    requests: int | None = Field(None, ge=1)
+    endpoints: list[str] | None = None
+
+
 class FaultSpec(BaseModel):
     """Faults to add in one admin call; absent parts change nothing."""
 
@@ -233,6 +277,7 @@ class FaultSpec(BaseModel):
 
     outage: OutageSpec | None = None
     storm: StormSpec | None = None
+    hold: HoldSpec | None = None
     latency_s: float | None = Field(None, ge=0)
     reject_access_tokens: bool | None = None
     revoke: list[str] = Field(default_factory=list)
@@ -242,6 +287,8 @@ class FaultSpec(BaseModel):
             faults.outage(**self.outage.model_dump())
         if self.storm is not None:
             faults.storm(**self.storm.model_dump())
+        if self.hold is not None:
+            faults.hold(**self.hold.model_dump())
         if self.latency_s is not None:
             faults.latency(self.latency_s)
         if self.reject_access_tokens is not None:
