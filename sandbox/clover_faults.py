@@ -3,7 +3,8 @@
 Outage windows (an error status, a connection reset, or a request that hangs until
 the faults are cleared), held answers (the request is served, so Clover has acted,
 but its answer waits until the faults are cleared: the caller can die in between),
-added latency, 429 storms, refusing every access token, and revoking a merchant.
+added latency, 429 storms, refusing every access token, expiring every access token
+now (ahead of its stated expiration), and revoking a merchant.
 Windows end after ``duration_s`` on the sandbox clock or after hitting ``requests``
 requests, whichever comes first; neither means until ``clear()``.
 """
@@ -134,6 +135,10 @@ class CloverFaults:
     def reject_access_tokens(self, reject: bool = True) -> None:
         """Answer 401 to every access token, valid or not."""
         self._tokens.reject_all_access = reject
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far expires now; new ones live normally."""
+        self._tokens.expire_all_access()
 
     def revoke(self, merchant_id: str) -> None:
         """Revoke a merchant's authorization, as an uninstall does."""
@@ -280,6 +285,7 @@ class FaultSpec(BaseModel):
     hold: HoldSpec | None = None
     latency_s: float | None = Field(None, ge=0)
     reject_access_tokens: bool | None = None
+    expire_access_tokens: bool = False
     revoke: list[str] = Field(default_factory=list)
 
     def apply(self, faults: CloverFaults) -> None:
@@ -293,5 +299,7 @@ class FaultSpec(BaseModel):
             faults.latency(self.latency_s)
         if self.reject_access_tokens is not None:
             faults.reject_access_tokens(self.reject_access_tokens)
+        if self.expire_access_tokens:
+            faults.expire_access_tokens()
         for merchant_id in self.revoke:
             faults.revoke(merchant_id)

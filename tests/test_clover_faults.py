@@ -132,6 +132,22 @@ async def test_rejecting_access_tokens_and_revoking_a_merchant(
     assert (rejected, accepted, revoked) == (401, 200, 401)
 
 
+async def test_expiring_access_tokens_ends_only_those_issued_so_far(
+    clover_sandbox: CloverSandbox,
+) -> None:
+    merchant = clover_sandbox.merchant_ids[0]
+    faults_url = f"{clover_sandbox.base_url}/_sandbox/faults"
+    async with aiohttp.ClientSession() as http:
+        client = MerchantClient(http, clover_sandbox, merchant)
+        async with http.put(faults_url, json={"expire_access_tokens": True}):
+            pass
+        expired = await client.status()
+        fresh = MerchantClient(http, clover_sandbox, merchant)
+        renewed = await fresh.status()
+    assert (expired, renewed) == (401, 200)
+    assert clover_sandbox.calls.count("orders.list", outcome="expired") == 1
+
+
 async def test_admin_endpoint_adds_and_clears_faults(
     clover_sandbox: CloverSandbox,
 ) -> None:

@@ -129,23 +129,27 @@ async def test_token_service_killed_between_clovers_refresh_answer_and_its_write
 async def test_tokens_expiring_during_a_burst_of_orders_lose_nothing(
     chaos_stack: StackFactory,
 ) -> None:
-    """Access tokens live 8 s and are refreshed only when they run out.
+    """Eight orders a second per merchant while access tokens run out.
 
-    With no margin, calls made at the end of a token's life meet Clover's 401
-    ("expired") while eight orders a second per merchant arrive.
+    Access tokens live 8 s, so they rotate several times during the burst; twice
+    Clover also ends every live token ahead of its stated expiration (as a clock
+    jump would), so calls in flight meet 401 "expired" and must refresh and retry.
     """
     options = {
         "orders_per_s": 1.0,
         "clover_options": ("--access-lifetime-s", "8"),
         "environ": {
-            "LOCKERLINK_TOKEN_REFRESH_MARGIN_S": "0",
-            "LOCKERLINK_TOKEN_REFRESH_SPREAD_S": "0",
+            "LOCKERLINK_TOKEN_REFRESH_MARGIN_S": "2",
+            "LOCKERLINK_TOKEN_REFRESH_SPREAD_S": "1",
         },
     }
     async with chaos_stack(**options) as stack:
         await stack.wait_for_deliveries(5)
         await stack.pace_orders(BURST_ORDERS_PER_S)
-        await stack.run_for(BURST_S)
+        for _ in range(2):
+            await stack.run_for(BURST_S / 2)
+            await stack.clover_faults({"expire_access_tokens": True})
+        stack.healed()
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S * 2)
         expired = await stack.clover_calls(outcome="expired")
@@ -156,4 +160,5 @@ async def test_tokens_expiring_during_a_burst_of_orders_lose_nothing(
                 "expired-token answers": expired,
             },
         )
+    assert expired > 0
     assert found.refresh_calls >= 2 * len(stack.demo.stores)
