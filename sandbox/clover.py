@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from lockerlink.errors import PortUnavailable
+from lockerlink.listen import start_site
 from sandbox.clover_admin import ADMIN_PREFIX, AdminApi
 from sandbox.clover_calls import MERCHANT_KEY, OUTCOME_KEY, CallLog
 from sandbox.clover_config import CloverConfig
@@ -109,7 +111,11 @@ class CloverSandbox:
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await start_site(site, "Clover sandbox", host, port)
+        except PortUnavailable:
+            await runner.cleanup()
+            raise
         self._runner = runner
         bound_port = runner.addresses[0][1]
         self.base_url = f"http://{host}:{bound_port}"
@@ -204,7 +210,9 @@ class CloverSandbox:
         self.limiter.enter(token)
         try:
             await self.faults.delay()
-            return await handler(request)
+            response = await handler(request)
+            await self.faults.after(request, endpoint)
+            return response
         finally:
             self.limiter.leave(token)
 

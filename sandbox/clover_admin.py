@@ -112,17 +112,9 @@ class AdminApi:
         return web.json_response({"cleared": True})
 
     async def in_flight(self, request: web.Request) -> web.Response:
-        """Requests the faults keep waiting now: hanging, or served with answer held.
-
-        ``held_for`` names the caller of each held answer by its address and port.
-        """
-        return web.json_response(
-            {
-                "hanging": self._faults.hanging,
-                "holding": self._faults.holding,
-                "held_for": [list(caller) for caller in self._faults.held_for],
-            }
-        )
+        """Requests hanging now, each caller named by its address and port."""
+        callers = [list(caller) for caller in self._faults.hanging_callers]
+        return web.json_response({"hanging": len(callers), "callers": callers})
 
     async def calls(self, request: web.Request) -> web.Response:
         rows = [

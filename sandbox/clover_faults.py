@@ -1,12 +1,14 @@
 """Faults a test or an operator injects into the Clover sandbox.
 
 Outage windows (an error status, a connection reset, or a request that hangs until
-the faults are cleared), held answers (the request is served, so Clover has acted,
-but its answer waits until the faults are cleared: the caller can die in between),
-added latency, 429 storms, refusing every access token, expiring every access token
-now (ahead of its stated expiration), and revoking a merchant.
-Windows end after ``duration_s`` on the sandbox clock or after hitting ``requests``
-requests, whichever comes first; neither means until ``clear()``.
+the faults are cleared), either before the request is served or after it was
+(``after_serving``: Clover did the work, say rotated a refresh token, and the answer
+is lost on the way back), added latency, 429 storms, refusing every access token,
+expiring every access token now (ahead of its stated expiration), and revoking a
+merchant. Windows end after ``duration_s`` on the sandbox clock or after hitting
+``requests`` requests, whichever comes first; neither means until ``clear()``.
+``hanging_callers`` names each hanging request's caller (address, port), so a test
+can tell which process waits, say to kill it between Clover's work and its answer.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Outage:
     kind: OutageKind
     status: int
     window: Window
+    after_serving: bool = False
 
 
 @dataclass
@@ -74,7 +77,6 @@ class Storm:
 class _State:
     outages: list[Outage] = field(default_factory=list)
     storms: list[Storm] = field(default_factory=list)
-    holds: list[Window] = field(default_factory=list)
     latency_s: float = 0.0
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -86,9 +88,7 @@ class CloverFaults:
         self._tokens = tokens
         self._clock = clock
         self._state = _State()
-        self.hanging = 0
-        # (host, port) of each caller whose answer is held, so a test knows whom.
-        self.held_for: list[tuple[str, int]] = []
+        self.hanging_callers: list[tuple[str, int]] = []
 
     # -- injecting ------------------------------------------------------------------
     def outage(
@@ -99,10 +99,15 @@ class CloverFaults:
         duration_s: float | None = None,
         requests: int | None = None,
         endpoints: Iterable[str] | None = None,
+        after_serving: bool = False,
     ) -> None:
-        """Fail matching requests: an error status, a reset, or a hang."""
+        """Fail matching requests: an error status, a reset, or a hang.
+
+        ``after_serving``: the request is served first (its effects stay) and only
+        its answer is replaced by the fault.
+        """
         window = self._window(duration_s, requests, endpoints)
-        self._state.outages.append(Outage(kind, status, window))
+        self._state.outages.append(Outage(kind, status, window, after_serving))
 
     def storm(
         self,
@@ -117,16 +122,6 @@ class CloverFaults:
         """Answer 429 to matching requests whatever the real rate."""
         window = self._window(duration_s, requests, endpoints)
         self._state.storms.append(Storm(retry_after_s, header, limit, window))
-
-    def hold(
-        self,
-        *,
-        duration_s: float | None = None,
-        requests: int | None = None,
-        endpoints: Iterable[str] | None = None,
-    ) -> None:
-        """Serve matching requests, then keep their answers until ``clear()``."""
-        self._state.holds.append(self._window(duration_s, requests, endpoints))
 
     def latency(self, seconds: float) -> None:
         """Add this much time to every Clover request."""
@@ -143,6 +138,11 @@ class CloverFaults:
     def revoke(self, merchant_id: str) -> None:
         """Revoke a merchant's authorization, as an uninstall does."""
         self._tokens.uninstall(merchant_id)
+
+    @property
+    def hanging(self) -> int:
+        """How many requests hang now."""
+        return len(self.hanging_callers)
 
     def clear(self) -> None:
         """End every fault; hanging requests get their answer now."""
@@ -166,7 +166,7 @@ class CloverFaults:
         state = self._state
         now_s = self._clock()
         for outage in state.outages:
-            if outage.window.hits(endpoint, now_s):
+            if not outage.after_serving and outage.window.hits(endpoint, now_s):
                 await self._fail(request, outage, state.released)
         for storm in state.storms:
             if storm.window.hits(endpoint, now_s):
@@ -181,24 +181,12 @@ class CloverFaults:
                 )
 
     async def after(self, request: web.Request, endpoint: str) -> None:
-        """Keep a served request's answer back while a hold applies to it."""
+        """Lose the answer of a request that was served, as ``after_serving`` says."""
         state = self._state
         now_s = self._clock()
-        if not any(window.hits(endpoint, now_s) for window in state.holds):
-            return
-        transport = request.transport
-        peer = transport.get_extra_info("peername") if transport else None
-        caller = (str(peer[0]), int(peer[1])) if peer else ("", 0)
-        self.held_for.append(caller)
-        try:
-            await state.released.wait()
-        finally:
-            self.held_for.remove(caller)
-
-    @property
-    def holding(self) -> int:
-        """How many served requests wait for their answer now."""
-        return len(self.held_for)
+        for outage in state.outages:
+            if outage.after_serving and outage.window.hits(endpoint, now_s):
+                await self._fail(request, outage, state.released)
 
     async def delay(self) -> None:
         """Added latency, spent while the request counts as in flight.
@@ -214,11 +202,12 @@ class CloverFaults:
         self, request: web.Request, outage: Outage, released: asyncio.Event
     ) -> None:
         if outage.kind == "hang":
-            self.hanging += 1
+            caller = _caller(request)
+            self.hanging_callers.append(caller)
             try:
                 await released.wait()
             finally:
-                self.hanging -= 1
+                self.hanging_callers.remove(caller)
         elif outage.kind == "reset":
             _reset(request)
         raise Rejection(
@@ -226,6 +215,13 @@ class CloverFaults:
             status=outage.status,
             outcome="fault",
         )
+
+
+def _caller(request: web.Request) -> tuple[str, int]:
+    """The address and port a request came from."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport else None
+    return (str(peer[0]), int(peer[1])) if peer else ("", 0)
 
 
 def _reset(request: web.Request) -> None:
@@ -250,6 +246,7 @@ class OutageSpec(BaseModel):
     duration_s: float | None = Field(None, gt=0)
     requests: int | None = Field(None, ge=1)
     endpoints: list[str] | None = None
+    after_serving: bool = False
 
 
 class StormSpec(BaseModel):
@@ -265,16 +262,6 @@ class StormSpec(BaseModel):
     endpoints: list[str] | None = None
 
 
-class HoldSpec(BaseModel):
-    """Held answers as the admin endpoint accepts them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    duration_s: float | None = Field(None, gt=0)
-    requests: int | None = Field(None, ge=1)
-    endpoints: list[str] | None = None
-
-
 class FaultSpec(BaseModel):
     """Faults to add in one admin call; absent parts change nothing."""
 
@@ -282,7 +269,6 @@ class FaultSpec(BaseModel):
 
     outage: OutageSpec | None = None
     storm: StormSpec | None = None
-    hold: HoldSpec | None = None
     latency_s: float | None = Field(None, ge=0)
     reject_access_tokens: bool | None = None
     expire_access_tokens: bool = False
@@ -293,8 +279,6 @@ class FaultSpec(BaseModel):
             faults.outage(**self.outage.model_dump())
         if self.storm is not None:
             faults.storm(**self.storm.model_dump())
-        if self.hold is not None:
-            faults.hold(**self.hold.model_dump())
         if self.latency_s is not None:
             faults.latency(self.latency_s)
         if self.reject_access_tokens is not None:

@@ -51,6 +51,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lockerlink.errors import PortUnavailable
+from lockerlink.listen import start_site
 from schemas.locker_order import EventType, LockerOrderEvent
 
 log = logging.getLogger(__name__)
@@ -484,8 +486,8 @@ class LockerSandbox:
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         try:
-            await site.start()
-        except OSError:
+            await start_site(site, "locker sandbox", self.host, self.port)
+        except PortUnavailable:
             await runner.cleanup()
             raise
         if self.port == 0:

@@ -303,7 +303,8 @@ class ChaosStack:
         """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            await self.clover_faults({"hold": {"requests": 1, "endpoints": [endpoint]}})
+            hold = {"kind": "hang", "requests": 1, "endpoints": [endpoint]}
+            await self.clover_faults({"outage": {**hold, "after_serving": True}})
             held_for = await self._held_for(deadline)
             if self.owner_of(held_for) == caller:
                 return
@@ -314,8 +315,8 @@ class ChaosStack:
     async def _held_for(self, deadline: float) -> int:
         while time.monotonic() < deadline:
             in_flight = await self._json(f"{self.clover_admin}/faults")
-            if in_flight["held_for"]:
-                return int(in_flight["held_for"][0][1])
+            if in_flight["callers"]:
+                return int(in_flight["callers"][0][1])
             await asyncio.sleep(0.05)
         raise AssertionError("no request was held in time")
 

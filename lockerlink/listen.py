@@ -1,0 +1,24 @@
+"""Starting an aiohttp site, with a port that is taken said in one line."""
+
+from __future__ import annotations
+
+import errno
+
+from aiohttp import web
+
+from lockerlink.errors import PortUnavailable
+
+
+async def start_site(site: web.TCPSite, what: str, host: str, port: int) -> None:
+    """``site.start()``; `PortUnavailable` naming ``what`` when it cannot bind."""
+    try:
+        await site.start()
+    except OSError as exc:
+        reason = (
+            "the address is already in use"
+            if exc.errno == errno.EADDRINUSE
+            else (exc.strerror or type(exc).__name__)
+        )
+        raise PortUnavailable(
+            f"{what} cannot listen on {host}:{port}: {reason}", host=host, port=port
+        ) from exc
