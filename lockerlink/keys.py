@@ -28,6 +28,9 @@ class KeySpace:
     def rotation_in_flight(self, merchant_id: str) -> str:
         return self._key("vault", "inflight", merchant_id)
 
+    def rotation_outbox(self) -> str:
+        return self._key("vault", "outbox")
+
     def merchant(self, merchant_id: str) -> str:
         return self._key("merchant", merchant_id)
 

@@ -193,16 +193,21 @@ class CloverSandbox:
         """Faults first, then for REST calls the token and the rate limits."""
         if request.path.startswith(ADMIN_PREFIX):
             return await handler(request)
-        await self.faults.before(request, request.match_info.route.name or "unknown")
+        endpoint = request.match_info.route.name or "unknown"
+        await self.faults.before(request, endpoint)
         if not request.path.startswith("/v3/"):
             await self.faults.delay()
-            return await handler(request)
+            response = await handler(request)
+            await self.faults.after(request, endpoint)
+            return response
         token = _bearer(request)
         request[MERCHANT_KEY] = self._merchant_of(request, token)
         self.limiter.enter(token)
         try:
             await self.faults.delay()
-            return await handler(request)
+            response = await handler(request)
+            await self.faults.after(request, endpoint)
+            return response
         finally:
             self.limiter.leave(token)
 

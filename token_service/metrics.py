@@ -18,7 +18,8 @@ REFRESH_FAILURES = Counter(
 )
 EVENTS_LOST = Counter(
     "lockerlink_token_rotation_events_failed_total",
-    "Rotation events that could not be published.",
+    "Rotation event publishes that failed (the event stays in the outbox and is "
+    "retried).",
 )
 REQUESTS = Counter(
     "lockerlink_token_service_requests_total",
