@@ -1,7 +1,7 @@
 """Alerts for a person: a record set aside, a store held by a locker refusing us.
 
-Delivery calls an `AlertHook` for each alert. The default writes one ERROR line; the
-process that runs delivery can pass its own hook (e-mail, paging) instead.
+Delivery calls an `AlertHook` for each alert. The default writes one ERROR line;
+`lockerlink deliver` passes `mail_hook`, which also mails operators once per change.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from lockerlink.alerts import Alert as MailAlert
+from lockerlink.alerts import Alerter
+from lockerlink.dead_letter_alert import DeadLetterAlert
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +63,33 @@ async def raise_alert(hook: AlertHook, alert: Alert) -> None:
             await result
     except Exception:
         log.exception("alert hook failed", extra={"store": alert.store_id})
+
+
+def locker_down_key(store_id: str) -> str:
+    """The alert key of a store whose locker does not take deliveries."""
+    return f"locker-down:{store_id}"
+
+
+def mail_hook(alerter: Alerter, dead_letters: DeadLetterAlert) -> AlertHook:
+    """A hook that logs each alert and mails operators once per change.
+
+    A store held because its locker refuses us needs a person now: its
+    `locker-down:<store>` mail goes at once (the `LockerWatch` clears it when the
+    store delivers again). Dead letters raise the one `dead-letters` alert.
+    """
+
+    async def hook(alert: Alert) -> None:
+        log_alert(alert)
+        if alert.kind is AlertKind.DEAD_LETTER:
+            await dead_letters.seen(alert.store_id, alert.detail)
+        elif alert.kind is AlertKind.STORE_HELD:
+            await alerter.raise_alert(
+                MailAlert(
+                    locker_down_key(alert.store_id),
+                    f"Store {alert.store_id}: deliveries held",
+                    f"{alert.detail}\nDeliveries resume by themselves once the "
+                    "locker accepts them again.",
+                )
+            )
+
+    return hook

@@ -9,8 +9,12 @@ from consumers.backoff import Backoff
 
 
 class BreakerState(StrEnum):
+    """Closed: events flow. Open: waiting before the next probe. Half open: a
+    probe is out; its answer closes the breaker or opens it again."""
+
     CLOSED = "closed"
     OPEN = "open"
+    HALF_OPEN = "half_open"
 
 
 @dataclass
@@ -18,8 +22,9 @@ class CircuitBreaker:
     """Closed while the locker answers; open after ``failures_to_open`` failures.
 
     While open, the store's partitions stay paused and the head event is tried again
-    only after a growing, jittered wait: that single try is the half-open probe. The
-    first success closes the breaker.
+    only after a growing, jittered wait: that single try is the probe, made in the
+    half-open state. A successful probe closes the breaker, a failed one opens it
+    again.
     """
 
     failures_to_open: int = 3
@@ -29,11 +34,26 @@ class CircuitBreaker:
 
     @property
     def is_open(self) -> bool:
-        return self.state is BreakerState.OPEN
+        """True while the store is held: open, or half open with a probe out."""
+        return self.state is not BreakerState.CLOSED
+
+    def begin_probe(self) -> bool:
+        """Before a try: an open breaker goes half open; True when it did."""
+        if self.state is BreakerState.OPEN:
+            self.state = BreakerState.HALF_OPEN
+            return True
+        return False
 
     def record_failure(self) -> bool:
-        """Count a failure; True when this failure opened the breaker."""
+        """Count a failure; True when this failure opened a closed breaker.
+
+        A failed probe sends a half-open breaker back to open (False: it was
+        already holding the store).
+        """
         self.failures += 1
+        if self.state is BreakerState.HALF_OPEN:
+            self.state = BreakerState.OPEN
+            return False
         if self.state is BreakerState.CLOSED and self.failures >= self.failures_to_open:
             self.state = BreakerState.OPEN
             return True
@@ -47,7 +67,7 @@ class CircuitBreaker:
         return was_closed
 
     def record_success(self) -> bool:
-        """Reset after a success; True when the breaker was open until now."""
+        """Reset after a success; True when the breaker was holding the store."""
         was_open = self.is_open
         self.failures = 0
         self.state = BreakerState.CLOSED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -12,10 +13,12 @@ from typing import Any
 
 import click
 
+from consumers.alerts import mail_hook
 from consumers.audit import write_audit
 from consumers.backoff import Backoff
 from consumers.delivery import CENTRAL_GROUP, DeliveryService, in_store_group
 from consumers.dlq import Filters, RedriveResult, find_entries, list_entries, redrive
+from consumers.locker_watch import LockerWatch
 from consumers.replay import (
     Progress,
     ReplaySummary,
@@ -25,12 +28,18 @@ from consumers.replay import (
 )
 from consumers.status_feed import StatusFeed
 from consumers.store_lane import DeliveryOptions
+from lockerlink.alerts import Alerter, SmtpSender
 from lockerlink.cli import settings_from
+from lockerlink.dead_letter_alert import DeadLetterAlert
 from lockerlink.devstack import SERVICES, Service
 from lockerlink.errors import ConfigError, LockerlinkError
 from lockerlink.keys import KeySpace
+from lockerlink.ops_http import OpsServer
+from lockerlink.readiness import redis_reachable
 from lockerlink.redis_store import connect_redis
-from lockerlink.registry import StoreRegistry, load_registry
+from lockerlink.registry import load_registry
+from lockerlink.registry_reload import StoreLookup, store_lookup
+from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
 from lockerlink.status import StatusBoard
 from schemas.topics import store_topic
@@ -50,7 +59,7 @@ def delivery_options(settings: Settings) -> DeliveryOptions:
     )
 
 
-def _in_store_registry_check(registry: StoreRegistry, store_id: str) -> None:
+def _in_store_registry_check(registry: StoreLookup, store_id: str) -> None:
     store = registry.store(store_id)
     if store is None:
         raise ConfigError(f"store {store_id!r} is not in the store registry")
@@ -70,7 +79,11 @@ def _in_store_registry_check(registry: StoreRegistry, store_id: str) -> None:
 def deliver(ctx: click.Context, store_id: str | None, group: str | None) -> None:
     """Deliver locker orders from store topics to the stores' locker servers."""
     settings = settings_from(ctx)
-    registry = load_registry(settings.store_registry_path)
+    init_sentry(settings, "delivery")
+    # Re-read while running: a locker endpoint edited in the file needs no restart.
+    registry = store_lookup(
+        settings.store_registry_path, settings.store_registry_check_s
+    )
     topics: tuple[str, ...] = ()
     if store_id is not None:
         _in_store_registry_check(registry, store_id)
@@ -86,24 +99,45 @@ def deliver(ctx: click.Context, store_id: str | None, group: str | None) -> None
 
 
 async def _deliver_until_signal(
-    settings: Settings, registry: StoreRegistry, group: str, topics: tuple[str, ...]
+    settings: Settings, registry: StoreLookup, group: str, topics: tuple[str, ...]
 ) -> None:
     redis = connect_redis(settings.redis_url)
+    keys = KeySpace(settings.redis_key_prefix)
+    alerter = Alerter(redis, keys, SmtpSender.from_settings(settings), "delivery")
+    dead_letters = DeadLetterAlert(alerter, settings.alert_dead_letters_quiet_s)
+    service = DeliveryService(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        registry=registry,
+        group_id=group,
+        topics=topics,
+        options=delivery_options(settings),
+        alert=mail_hook(alerter, dead_letters),
+        status=StatusFeed(StatusBoard(redis, keys)),
+    )
+
+    async def ready() -> bool:
+        return service.assigned.is_set() and await redis_reachable(redis)
+
+    ops = OpsServer("delivery", settings.ops_host, settings.delivery_ops_port, ready)
+    watch = LockerWatch(
+        lambda: {store: lane.held for store, lane in service.lanes.items()},
+        alerter,
+        settings.delivery_locker_down_alert_s,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await ops.start()
+    watching = asyncio.create_task(watch.run())
     try:
-        service = DeliveryService(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            registry=registry,
-            group_id=group,
-            topics=topics,
-            options=delivery_options(settings),
-            status=StatusFeed(StatusBoard(redis, KeySpace(settings.redis_key_prefix))),
-        )
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopping.set)
         await service.run(stopping)
     finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+        await dead_letters.close()
+        await ops.stop()
         await redis.aclose()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -26,13 +25,6 @@ class DeadLetterReason:
     LOCKER_REJECTED = "locker_rejected"
 
 
-def _headers(record: ConsumerRecord) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (name, value.decode("utf-8", errors="replace"))
-        for name, value in (record.headers or ())
-    )
-
-
 def envelope(
     record: ConsumerRecord,
     *,
@@ -43,20 +35,15 @@ def envelope(
     merchant_id: str | None = None,
 ) -> DeadLetter:
     """The dead letter for ``record``: the reason, and the record byte for byte."""
-    return DeadLetter(
+    return DeadLetter.of_record(
+        record,
+        record.headers,
         reason=reason,
         detail=detail,
         error_class=error_class,
         component=COMPONENT,
-        source_topic=record.topic,
-        source_partition=record.partition,
-        source_offset=record.offset,
-        original_key_b64=None if record.key is None else DeadLetter.encode(record.key),
-        original_value_b64=DeadLetter.encode(record.value or b""),
-        original_headers=_headers(record),
         store_id=store_id,
         merchant_id=merchant_id,
-        at=datetime.now(UTC),
     )
 
 

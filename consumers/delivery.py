@@ -37,7 +37,7 @@ from consumers.store_lane import (
     StoreLane,
 )
 from lockerlink.broker import ensure_topics, make_consumer, make_producer
-from lockerlink.registry import StoreRegistry
+from lockerlink.registry_reload import StoreLookup
 from schemas.topics import DEAD_LETTER, STORE_TOPIC_PATTERN, TopicSpec, store_of_topic
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.service.release_partitions(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.service.assigned.set()
         log.info(
             "partitions assigned",
             extra={"partitions": sorted(f"{t.topic}/{t.partition}" for t in assigned)},
@@ -71,7 +72,7 @@ class DeliveryService:
         self,
         *,
         bootstrap_servers: str,
-        registry: StoreRegistry,
+        registry: StoreLookup,
         group_id: str = CENTRAL_GROUP,
         topics: Sequence[str] = (),
         pattern: str = STORE_TOPIC_PATTERN,
@@ -98,6 +99,8 @@ class DeliveryService:
         self._ctx: LaneContext | None = None
         self._crashed: BaseException | None = None
         self.ready = asyncio.Event()
+        self.assigned = asyncio.Event()
+        """Set once the group gave this process its partitions (maybe none)."""
 
     # -- what tests, benches and operators can see -----------------------------
 

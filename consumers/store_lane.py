@@ -23,12 +23,12 @@ from pydantic import ValidationError
 
 from consumers.alerts import Alert, AlertHook, AlertKind, raise_alert
 from consumers.backoff import Backoff
-from consumers.breaker import CircuitBreaker
+from consumers.breaker import BreakerState, CircuitBreaker
 from consumers.dead_letters import DeadLetterReason, envelope, publish
 from consumers.locker_api import Answer, LockerApi, Verdict
 from consumers.status_feed import StatusFeed
 from lockerlink.errors import BrokerError
-from lockerlink.registry import StoreRegistry
+from lockerlink.registry_reload import StoreLookup
 from schemas.locker_order import LockerOrderEvent
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class LaneContext:
 
     api: LockerApi
     producer: AIOKafkaProducer
-    registry: StoreRegistry
+    registry: StoreLookup
     alert: AlertHook
     options: DeliveryOptions
     on_change: Callable[[StoreLane], None]
@@ -145,6 +145,7 @@ class StoreLane:
 
     async def _deliver(self, record: Record, event: LockerOrderEvent) -> Answer | None:
         while True:
+            self._probe_if_open()
             answer = await self._attempt(record, event)
             if answer is None:
                 self.counts.skipped += 1
@@ -182,18 +183,26 @@ class StoreLane:
             credential=credential,
         )
 
+    def _probe_if_open(self) -> None:
+        if self.breaker.begin_probe():
+            self._report_breaker()
+
+    def _report_breaker(self) -> None:
+        if self.ctx.status is not None:
+            self.ctx.status.breaker(self.store_id, self.breaker.state.value)
+
     def _recovered(self) -> None:
         if self.breaker.record_success():
             self._held_alerted = False
             log.info(
                 "locker answers again; store resumes", extra={"store": self.store_id}
             )
-            if self.ctx.status is not None:
-                self.ctx.status.breaker(self.store_id, "closed")
+            self._report_breaker()
             self.ctx.on_change(self)
 
     async def _failed(self, event: LockerOrderEvent, answer: Answer) -> None:
         self.counts.attempts_failed += 1
+        probe_failed = self.breaker.state is BreakerState.HALF_OPEN
         opened = self.breaker.record_failure()
         if answer.verdict is Verdict.REFUSES_US and not self.breaker.is_open:
             opened = self.breaker.trip()
@@ -203,9 +212,10 @@ class StoreLane:
                 answer.detail,
                 extra={"store": self.store_id, "status": answer.status},
             )
-            if self.ctx.status is not None:
-                self.ctx.status.breaker(self.store_id, "open")
+            self._report_breaker()
             self.ctx.on_change(self)
+        elif probe_failed:
+            self._report_breaker()
         if answer.verdict is Verdict.REFUSES_US and not self._held_alerted:
             self._held_alerted = True
             detail = f"deliveries held: locker refuses us: {answer.detail}"

@@ -2,6 +2,7 @@
 
     LockerlinkError                  base; `retriable`: can trying again help?
     ├── ConfigError                  a setting or config file is wrong; fix and restart
+    │   └── PortUnavailable          a server cannot listen on its host:port
     ├── DependencyError              Kafka, Redis, Clover or a locker misbehaved
     │   ├── BrokerError              the Kafka-compatible broker
     │   ├── CloverError              the Clover API (carries the HTTP status)
@@ -38,6 +39,15 @@ class ConfigError(LockerlinkError):
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message, retriable=False)
         self.setting = setting
+
+
+class PortUnavailable(ConfigError):
+    """A server cannot listen where it is told to (the port is taken, or not ours)."""
+
+    def __init__(self, message: str, *, host: str, port: int) -> None:
+        super().__init__(message)
+        self.host = host
+        self.port = port
 
 
 class DependencyError(LockerlinkError):

@@ -28,6 +28,9 @@ class KeySpace:
     def rotation_in_flight(self, merchant_id: str) -> str:
         return self._key("vault", "inflight", merchant_id)
 
+    def rotation_outbox(self) -> str:
+        return self._key("vault", "outbox")
+
     def merchant(self, merchant_id: str) -> str:
         return self._key("merchant", merchant_id)
 
@@ -71,6 +74,9 @@ class KeySpace:
     def clover_budget(self, scope: str) -> str:
         return self._key("clover", "budget", scope)
 
+    def merchant_hold_off(self, merchant_id: str) -> str:
+        return self._key("clover", "budget", "merchant", merchant_id, "holdoff")
+
     def poller_members(self) -> str:
         return self._key("poll", "members")
 
@@ -98,6 +104,10 @@ class KeySpace:
 
     def alert_state(self, alert_key: str) -> str:
         return self._key("alert", alert_key)
+
+    def alert_last_seen(self, alert_key: str) -> str:
+        """When any process last saw the alert's condition (epoch ms)."""
+        return self._key("alert-seen", alert_key)
 
     # stream
     def store_override(self, merchant_id: str) -> str:

@@ -53,16 +53,27 @@ class OpsServer:
         add_ops_routes(app, ready)
         self._runner = web.AppRunner(app, access_log=None)
 
-    async def start(self) -> None:
+    async def start(self) -> bool:
+        """Serve; False (logged) when the port is taken: the work goes on without."""
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            # Health and metrics must never stop the work they describe.
+            log.error(
+                "ops endpoints not served: %s",
+                exc.strerror or exc,
+                extra={"component": self.component, "port": self.port},
+            )
+            return False
         if self.port == 0:
             self.port = int(self._runner.addresses[0][1])  # the port the OS chose
         log.info(
             "ops endpoints listening",
             extra={"component": self.component, "port": self.port},
         )
+        return True
 
     async def stop(self) -> None:
         await self._runner.cleanup()

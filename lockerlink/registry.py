@@ -184,23 +184,28 @@ class StoreRegistry:
                 f"store registry {path}: cannot read: {exc.strerror}",
                 setting="store_registry_path",
             ) from exc
+        return cls.from_text(text, origin=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, origin: str) -> StoreRegistry:
+        """Parse and validate registry YAML read from ``origin``."""
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark is not None else ""
             raise ConfigError(
-                f"store registry {path}:{line} is not valid YAML",
+                f"store registry {origin}:{line} is not valid YAML",
                 setting="store_registry_path",
             ) from None
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
             raise ConfigError(
-                f"store registry {path}: expected a mapping with a 'stores' list",
+                f"store registry {origin}: expected a mapping with a 'stores' list",
                 setting="store_registry_path",
             )
-        return cls.from_mapping(data, origin=str(path))
+        return cls.from_mapping(data, origin=origin)
 
     def store(self, store_id: str) -> Store | None:
         return self._by_id.get(store_id)

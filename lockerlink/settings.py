@@ -201,6 +201,9 @@ class Settings(BaseSettings):
     poller_webhook_port: int = Field(
         8092, ge=0, le=65535, description="Port of the Clover webhook endpoint."
     )
+    poller_ops_port: int = Field(
+        8093, ge=0, le=65535, description="Poller's /healthz, /readyz, /metrics port."
+    )
     poller_webhook_debounce_s: float = Field(
         0.05, ge=0, description="Wait that folds a burst of webhooks into one fetch."
     )
@@ -217,6 +220,12 @@ class Settings(BaseSettings):
     store_registry_path: Path | None = Field(
         None,
         description="YAML file mapping merchants to stores, lockers and PIN rules.",
+    )
+    store_registry_check_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="How often delivery re-reads the store registry file for changes.",
     )
 
     # -- Stream --------------------------------------------------------------------
@@ -245,6 +254,9 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of the Faust worker's web server; unset = off.",
     )
+    stream_ops_port: int = Field(
+        8094, ge=0, le=65535, description="Stream's /healthz, /readyz, /metrics port."
+    )
 
     # -- Delivery to lockers ----------------------------------------------------------
     delivery_commit_interval_s: float = Field(
@@ -262,6 +274,14 @@ class Settings(BaseSettings):
         le=300,
         description="How long a silent delivery process keeps its stores.",
     )
+    delivery_ops_port: int = Field(
+        8095, ge=0, le=65535, description="Delivery's /healthz, /readyz, /metrics port."
+    )
+    delivery_locker_down_alert_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long a store's locker fails before the locker-down mail.",
+    )
 
     # -- Operations -----------------------------------------------------------------
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset = off.")
@@ -277,6 +297,14 @@ class Settings(BaseSettings):
         None, description="Recipients of alert e-mail, comma-separated."
     )
     smtp_timeout_s: float = Field(10.0, gt=0, description="Timeout of one SMTP send.")
+    alert_dead_letters_quiet_s: float = Field(
+        900.0,
+        gt=0,
+        description="Time without a new dead letter before the all-clear mail.",
+    )
+    ops_host: str = Field(
+        "127.0.0.1", description="Bind host of the services' ops endpoints."
+    )
     data_dir: Path = Field(
         Path(".lockerlink"),
         description="Where local state, certificates and logs live.",

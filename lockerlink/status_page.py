@@ -174,6 +174,7 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5rem; }}
 th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; }}
 tr.breaker-open td {{ background: #fde2e1; }}
+tr.breaker-half_open td {{ background: #fff4d6; }}
 td.token-reauth_required {{ color: #b00; font-weight: bold; }}
 </style></head>
 <body><h1>lockerlink status</h1>

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from lockerlink.keys import KeySpace
+from lockerlink.listen import start_site
 from lockerlink.local_secrets import admin_credential, admin_credential_path
 from lockerlink.ops_http import add_ops_routes
 from lockerlink.redis_store import connect_redis
@@ -66,6 +67,29 @@ def token_states_from_service(
     return states
 
 
+async def _serve(settings: Settings, runner: web.AppRunner) -> None:
+    """Listen, say where, and wait for SIGINT or SIGTERM."""
+    await runner.setup()
+    host, port = settings.status_page_host, settings.status_page_port
+    await start_site(web.TCPSite(runner, host, port), "status page", host, port)
+    where = (
+        "LOCKERLINK_ADMIN_CREDENTIAL"
+        if settings.admin_credential
+        else str(admin_credential_path(settings))
+    )
+    log.info(
+        "status page at http://%s:%s/ (password: the admin credential in %s)",
+        host,
+        port,
+        where,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 async def run_status_page(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM."""
     init_sentry(settings, component="status-page")
@@ -81,22 +105,8 @@ async def run_status_page(settings: Settings) -> None:
     )
     add_ops_routes(app)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.status_page_host, settings.status_page_port)
-    await site.start()
-    url = f"http://{settings.status_page_host}:{settings.status_page_port}/"
-    where = (
-        "LOCKERLINK_ADMIN_CREDENTIAL"
-        if settings.admin_credential
-        else str(admin_credential_path(settings))
-    )
-    log.info("status page at %s (password: the admin credential in %s)", url, where)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await _serve(settings, runner)
     finally:
         with contextlib.suppress(Exception):
             await runner.cleanup()

@@ -4,7 +4,9 @@ Clover limits requests per second and concurrent requests, per app and per merch
 token. The app's limits are shared by every poller process: one Lua script checks
 and takes them against Redis' own clock, so processes on different machines count
 the same way. A merchant is polled and fetched only by the process holding its
-lease, so its limits are kept in that process, without a round trip. The configured
+lease, so its limits are kept in that process, without a round trip; only a 429's
+hold-off of a merchant is also written to Redis, and read back by the next process
+to take the merchant, so a lease moving mid hold-off does not end it. The configured
 limits sit below Clover's, which is how we slow down before Clover has to say so;
 a 429 puts its scope on hold for the ``retry-after`` Clover named, and afterwards
 lets one request through (a probe) until one succeeds, so the end of a hold-off is
@@ -80,6 +82,30 @@ if until_ms > current then
 end
 redis.call('SET', KEYS[2], 1, 'PX', tonumber(ARGV[1]) + 10000)
 return until_ms
+"""
+
+
+# KEYS: a merchant's hold-off key; ARGV: milliseconds to hold off. The key holds the
+# end of the hold-off on Redis' clock and outlives it, as the mark that the next
+# request is a probe, until a success deletes it. Never shortens a hold-off.
+_MERCHANT_HOLD_OFF = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = now + tonumber(ARGV[1])
+if until_ms > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 10000)
+end
+return until_ms
+"""
+
+# KEYS: a merchant's hold-off key. Returns -1 when there is none, else the
+# milliseconds left of it (0: over, but the next request is a probe).
+_MERCHANT_HOLD_OFF_LEFT = """
+local until_ms = redis.call('GET', KEYS[1])
+if not until_ms then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return math.max(0, tonumber(until_ms) - now)
 """
 
 
@@ -159,6 +185,8 @@ class MerchantWindow:
         self.in_flight = 0
         self.hold_until = 0.0
         self.probing = False
+        # Reading a hold-off the merchant's previous lease holder left in Redis.
+        self.adopting: asyncio.Task[None] | None = None
 
     def wait_s(self, limits: BudgetLimits, share: float, now: float) -> float:
         """Seconds to wait before a request may go; 0 when it may go now."""
@@ -214,6 +242,9 @@ class CloverBudget:
         ]
         self._acquire = redis.register_script(_ACQUIRE)
         self._hold_off = redis.register_script(_HOLD_OFF)
+        self._keyspace = keys
+        self._merchant_hold_off = redis.register_script(_MERCHANT_HOLD_OFF)
+        self._merchant_hold_off_left = redis.register_script(_MERCHANT_HOLD_OFF_LEFT)
         self._gate = PriorityGate(limits.app_concurrency)
         self._merchants: dict[str, MerchantWindow] = {}
         self._releases: list[str] = []
@@ -232,7 +263,7 @@ class CloverBudget:
     ) -> AsyncIterator[Slot]:
         """Hold one request slot for ``merchant_id`` for the life of the block."""
         share = self.limits.poll_share if priority is Priority.POLL else 1.0
-        window = self._merchants.setdefault(merchant_id, MerchantWindow())
+        window = await self._window(merchant_id)
         async with self._gate.slot(priority):
             await self._merchant_turn(window, share)
             window.take(time.monotonic())
@@ -244,7 +275,38 @@ class CloverBudget:
                 finally:
                     self._give_back_app(slot)
             finally:
+                if window.probing and slot.succeeded:
+                    self._spawn(self._end_merchant_hold_off(merchant_id))
                 window.give_back(slot.succeeded)
+
+    async def _window(self, merchant_id: str) -> MerchantWindow:
+        """The merchant's limits; new here, they start with any hold-off in Redis."""
+        window = self._merchants.get(merchant_id)
+        if window is None:
+            window = self._merchants[merchant_id] = MerchantWindow()
+            window.adopting = asyncio.get_running_loop().create_task(
+                self._adopt(merchant_id, window)
+            )
+        if window.adopting is not None:
+            await asyncio.shield(window.adopting)
+        return window
+
+    async def _adopt(self, merchant_id: str, window: MerchantWindow) -> None:
+        key = self._keyspace.merchant_hold_off(merchant_id)
+        try:
+            left_ms = int(await self._merchant_hold_off_left(keys=[key]))
+        except RedisError as exc:
+            if self._merchants.get(merchant_id) is window:
+                del self._merchants[merchant_id]
+            raise RedisUnavailable(f"Clover budget unavailable: {exc}") from exc
+        if left_ms >= 0:
+            window.hold_off(left_ms / 1000)
+        window.adopting = None
+
+    async def _end_merchant_hold_off(self, merchant_id: str) -> None:
+        with contextlib.suppress(RedisError):
+            # Left behind, the mark only costs the next holder one probe.
+            await self._redis.delete(self._keyspace.merchant_hold_off(merchant_id))
 
     async def _merchant_turn(self, window: MerchantWindow, share: float) -> None:
         while True:
@@ -314,14 +376,19 @@ class CloverBudget:
             await asyncio.gather(*self._flushing, return_exceptions=True)
 
     async def hold_off(self, scope: Scope, merchant_id: str, wait_s: float) -> None:
-        """Stop calling Clover in ``scope`` for ``wait_s`` (the app: every process)."""
-        if scope is Scope.MERCHANT:
-            self._merchants.setdefault(merchant_id, MerchantWindow()).hold_off(wait_s)
-            return
+        """Stop calling Clover in ``scope`` for ``wait_s``.
+
+        The app's hold-off stops every process; a merchant's stops this process and,
+        through Redis, whichever process holds the merchant's lease next.
+        """
+        wait_ms = max(1, int(wait_s * 1000))
         try:
-            await self._hold_off(
-                keys=[self._keys[2], self._keys[3]],
-                args=[max(1, int(wait_s * 1000))],
-            )
+            if scope is Scope.MERCHANT:
+                window = self._merchants.setdefault(merchant_id, MerchantWindow())
+                window.hold_off(wait_s)
+                key = self._keyspace.merchant_hold_off(merchant_id)
+                await self._merchant_hold_off(keys=[key], args=[wait_ms])
+                return
+            await self._hold_off(keys=[self._keys[2], self._keys[3]], args=[wait_ms])
         except RedisError as exc:
             raise RedisUnavailable(f"Clover budget unavailable: {exc}") from exc

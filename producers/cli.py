@@ -51,6 +51,7 @@ async def _run(settings: Settings, webhooks: bool) -> None:
         keys=keys,
         alert_hook=alerter_hook(alerter),
         serve_webhooks=webhooks,
+        ops_port=settings.poller_ops_port,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from lockerlink.errors import CloverError
+from producers import metrics
 from producers.budget import CloverBudget, Priority, Scope
 from producers.health import CloverBreaker
 from producers.token_source import AccessTokenLike, TokenSource
@@ -35,6 +37,10 @@ _APP_LIMIT_HEADERS = (
     "x-ratelimit-crosstokenlimit",
     "x-ratelimit-crosstokenconcurrentlimit",
 )
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9]+")
+"""Clover's ids are uppercase letters and digits; only such ids go into a filter."""
 
 
 class CloverNotFound(CloverError):
@@ -129,10 +135,19 @@ class CloverClient:
     async def orders_with_ids(
         self, merchant_id: str, order_ids: Sequence[str]
     ) -> list[Any]:
-        """The listed (not deleted) orders among ``order_ids``, without expansions."""
+        """The listed (not deleted) orders among ``order_ids``, without expansions.
+
+        Clover's documented ``filter=id in ('ID1','ID2')`` (docs.clover.com, "Use
+        filters to retrieve multiple results from an endpoint"), at most a hundred
+        ids a request as Clover advises. An id that could not be quoted safely is left
+        out, so it counts as not listed and the caller reads it by id instead.
+        """
+        quoted = [f"'{o}'" for o in order_ids if _PLAIN_ID.fullmatch(o)]
+        if not quoted:
+            return []
         params = [
-            ("filter", f"id in ({','.join(order_ids)})"),
-            ("limit", str(len(order_ids))),
+            ("filter", f"id in ({','.join(quoted)})"),
+            ("limit", str(len(quoted))),
         ]
         body = await self._get_json(
             merchant_id, f"/v3/merchants/{merchant_id}/orders", params, Priority.POLL
@@ -219,6 +234,7 @@ class CloverClient:
     ) -> None:
         self.rate_limited += 1
         scope = Scope.APP if answer.app_scope else Scope.MERCHANT
+        metrics.RATE_LIMITED.labels(scope.value).inc()
         log.info(
             "Clover rate limit hit; holding off",
             extra={

@@ -20,10 +20,15 @@ from collections.abc import Awaitable, Callable, Collection
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
+from aiokafka.errors import KafkaError
 from redis.asyncio import BlockingConnectionPool
 
 from lockerlink.broker import make_producer
+from lockerlink.errors import BrokerError
 from lockerlink.keys import KeySpace
+from lockerlink.listen import start_site
+from lockerlink.ops_http import OpsServer
+from lockerlink.readiness import broker_reachable, redis_reachable
 from lockerlink.settings import Settings
 from lockerlink.status import StatusBoard
 from producers.budget import BudgetLimits, CloverBudget
@@ -83,8 +88,10 @@ class PollerProcess:
         topic: str = RAW_ORDERS,
         alert_hook: AlertHook = log_only,
         serve_webhooks: bool = True,
+        ops_port: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``ops_port``: serve /healthz, /readyz and /metrics there (None: not)."""
         self.settings = settings
         self.owner = new_owner_id()
         self._tokens = tokens
@@ -98,6 +105,9 @@ class PollerProcess:
         self._runner: web.AppRunner | None = None
         self._stopped = False
         self.webhook_url: str | None = None
+        self.ops: OpsServer | None = None
+        if ops_port is not None:
+            self.ops = OpsServer("poller", settings.ops_host, ops_port, self.ready)
 
     async def start(self) -> None:
         """Connect to Kafka, Redis and Clover; start polling and serving webhooks."""
@@ -113,15 +123,31 @@ class PollerProcess:
         # a thousand polls, or the leases would expire under a busy process.
         self._lease_redis = aioredis.Redis.from_url(settings.redis_url)
         self.producer = make_producer(settings.kafka_bootstrap_servers)
-        await self.producer.start()
+        try:
+            await self.producer.start()
+        except KafkaError as exc:
+            raise BrokerError(
+                f"poller cannot reach the broker at "
+                f"{settings.kafka_bootstrap_servers}: {type(exc).__name__}"
+            ) from exc
         self.session = aiohttp.ClientSession()
         self._build()
         self._task = asyncio.create_task(self.service.run())
         if self._serve_webhooks:
             await self._start_webhooks()
+        if self.ops is not None:
+            await self.ops.start()
         log.info(
             "poller started",
             extra={"owner": self.owner, "webhooks": self.webhook_url or "off"},
+        )
+
+    async def ready(self) -> bool:
+        """Ready once merchants were shared out, while Kafka and Redis answer."""
+        if self._task is None or not self.service.rebalanced.is_set():
+            return False
+        return await redis_reachable(self.redis) and await broker_reachable(
+            self.producer.client
         )
 
     def _build(self) -> None:
@@ -191,8 +217,9 @@ class PollerProcess:
         runner = web.AppRunner(self.receiver.app(), access_log=None)
         await runner.setup()
         host = self.settings.poller_webhook_host
-        site = web.TCPSite(runner, host, self.settings.poller_webhook_port)
-        await site.start()
+        port = self.settings.poller_webhook_port
+        site = web.TCPSite(runner, host, port)
+        await start_site(site, "poller webhook endpoint", host, port, runner=runner)
         self._runner = runner
         port = runner.addresses[0][1]
         self.webhook_url = f"http://{host}:{port}{WEBHOOK_PATH}"
@@ -202,6 +229,8 @@ class PollerProcess:
         if self._stopped:
             return
         self._stopped = True
+        if self.ops is not None:
+            await self.ops.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

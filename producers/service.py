@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from lockerlink.errors import LockerlinkError
 from lockerlink.status import StatusBoard
+from producers import metrics
 from producers.clover_client import CloverClient
 from producers.cursor import LeaseLost
 from producers.health import AlertHook, Backoff, MerchantBreaker
@@ -194,6 +195,7 @@ class PollerService:
                 await worker.task
         self._poller.forget(merchant_id)
         self._client.forget(merchant_id)
+        metrics.POLL_LAG.forget(merchant_id)
 
     async def _listen_for_wakes(self) -> None:
         """Wake the worker of each merchant a webhook named; reconnects on failure."""
@@ -273,12 +275,14 @@ class PollerService:
     async def _poll_once(self, worker: _Worker) -> None:
         merchant_id = worker.merchant_id
         before = self._client.requests
+        started_s = time.time()
         housekeeping = time.monotonic() >= worker.housekeeping_at
         if housekeeping:
             # Polls find every change but deletions; a notice whose wake-up was
             # missed (no holder at the time) is picked up here.
             await self._poller.fetch_pending(merchant_id)
         await self._poller.poll(merchant_id)
+        metrics.POLL_LAG.mark(merchant_id, started_s)
         if time.monotonic() >= worker.sweep_at:
             worker.sweep_at = time.monotonic() + self._cadence.delete_sweep_s
             await self._poller.sweep_deletes(merchant_id)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from lockerlink.listen import start_site
 from sandbox.clover_admin import ADMIN_PREFIX, AdminApi
 from sandbox.clover_calls import MERCHANT_KEY, OUTCOME_KEY, CallLog
 from sandbox.clover_config import CloverConfig
@@ -109,7 +110,7 @@ class CloverSandbox:
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        await start_site(site, "Clover sandbox", host, port, runner=runner)
         self._runner = runner
         bound_port = runner.addresses[0][1]
         self.base_url = f"http://{host}:{bound_port}"
@@ -192,16 +193,21 @@ class CloverSandbox:
         """Faults first, then for REST calls the token and the rate limits."""
         if request.path.startswith(ADMIN_PREFIX):
             return await handler(request)
-        await self.faults.before(request, request.match_info.route.name or "unknown")
+        endpoint = request.match_info.route.name or "unknown"
+        await self.faults.before(request, endpoint)
         if not request.path.startswith("/v3/"):
             await self.faults.delay()
-            return await handler(request)
+            response = await handler(request)
+            await self.faults.after(request, endpoint)
+            return response
         token = _bearer(request)
         request[MERCHANT_KEY] = self._merchant_of(request, token)
         self.limiter.enter(token)
         try:
             await self.faults.delay()
-            return await handler(request)
+            response = await handler(request)
+            await self.faults.after(request, endpoint)
+            return response
         finally:
             self.limiter.leave(token)
 

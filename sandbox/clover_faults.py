@@ -1,10 +1,14 @@
 """Faults a test or an operator injects into the Clover sandbox.
 
 Outage windows (an error status, a connection reset, or a request that hangs until
-the faults are cleared), added latency, 429 storms, refusing every access token,
-and revoking a merchant. Windows end after ``duration_s`` on the sandbox clock or
-after hitting ``requests`` requests, whichever comes first; neither means until
-``clear()``.
+the faults are cleared), either before the request is served or after it was
+(``after_serving``: Clover did the work, say rotated a refresh token, and the answer
+is lost on the way back), added latency, 429 storms, refusing every access token,
+expiring every access token now (ahead of its stated expiration), and revoking a
+merchant. Windows end after ``duration_s`` on the sandbox clock or after hitting
+``requests`` requests, whichever comes first; neither means until ``clear()``.
+``hanging_callers`` names each hanging request's caller (address, port), so a test
+can tell which process waits, say to kill it between Clover's work and its answer.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class Outage:
     kind: OutageKind
     status: int
     window: Window
+    after_serving: bool = False
 
 
 @dataclass
@@ -83,7 +88,7 @@ class CloverFaults:
         self._tokens = tokens
         self._clock = clock
         self._state = _State()
-        self.hanging = 0
+        self.hanging_callers: list[tuple[str, int]] = []
 
     # -- injecting ------------------------------------------------------------------
     def outage(
@@ -94,10 +99,15 @@ class CloverFaults:
         duration_s: float | None = None,
         requests: int | None = None,
         endpoints: Iterable[str] | None = None,
+        after_serving: bool = False,
     ) -> None:
-        """Fail matching requests: an error status, a reset, or a hang."""
+        """Fail matching requests: an error status, a reset, or a hang.
+
+        ``after_serving``: the request is served first (its effects stay) and only
+        its answer is replaced by the fault.
+        """
         window = self._window(duration_s, requests, endpoints)
-        self._state.outages.append(Outage(kind, status, window))
+        self._state.outages.append(Outage(kind, status, window, after_serving))
 
     def storm(
         self,
@@ -121,9 +131,18 @@ class CloverFaults:
         """Answer 401 to every access token, valid or not."""
         self._tokens.reject_all_access = reject
 
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far expires now; new ones live normally."""
+        self._tokens.expire_all_access()
+
     def revoke(self, merchant_id: str) -> None:
         """Revoke a merchant's authorization, as an uninstall does."""
         self._tokens.uninstall(merchant_id)
+
+    @property
+    def hanging(self) -> int:
+        """How many requests hang now."""
+        return len(self.hanging_callers)
 
     def clear(self) -> None:
         """End every fault; hanging requests get their answer now."""
@@ -147,7 +166,7 @@ class CloverFaults:
         state = self._state
         now_s = self._clock()
         for outage in state.outages:
-            if outage.window.hits(endpoint, now_s):
+            if not outage.after_serving and outage.window.hits(endpoint, now_s):
                 await self._fail(request, outage, state.released)
         for storm in state.storms:
             if storm.window.hits(endpoint, now_s):
@@ -160,6 +179,14 @@ class CloverFaults:
                         "Retry-After": str(storm.retry_after_s),
                     },
                 )
+
+    async def after(self, request: web.Request, endpoint: str) -> None:
+        """Lose the answer of a request that was served, as ``after_serving`` says."""
+        state = self._state
+        now_s = self._clock()
+        for outage in state.outages:
+            if outage.after_serving and outage.window.hits(endpoint, now_s):
+                await self._fail(request, outage, state.released)
 
     async def delay(self) -> None:
         """Added latency, spent while the request counts as in flight.
@@ -175,11 +202,12 @@ class CloverFaults:
         self, request: web.Request, outage: Outage, released: asyncio.Event
     ) -> None:
         if outage.kind == "hang":
-            self.hanging += 1
+            caller = _caller(request)
+            self.hanging_callers.append(caller)
             try:
                 await released.wait()
             finally:
-                self.hanging -= 1
+                self.hanging_callers.remove(caller)
         elif outage.kind == "reset":
             _reset(request)
         raise Rejection(
@@ -187,6 +215,13 @@ class CloverFaults:
             status=outage.status,
             outcome="fault",
         )
+
+
+def _caller(request: web.Request) -> tuple[str, int]:
+    """The address and port a request came from."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport else None
+    return (str(peer[0]), int(peer[1])) if peer else ("", 0)
 
 
 def _reset(request: web.Request) -> None:
@@ -211,6 +246,7 @@ class OutageSpec(BaseModel):
     duration_s: float | None = Field(None, gt=0)
     requests: int | None = Field(None, ge=1)
     endpoints: list[str] | None = None
+    after_serving: bool = False
 
 
 class StormSpec(BaseModel):
@@ -235,6 +271,7 @@ class FaultSpec(BaseModel):
     storm: StormSpec | None = None
     latency_s: float | None = Field(None, ge=0)
     reject_access_tokens: bool | None = None
+    expire_access_tokens: bool = False
     revoke: list[str] = Field(default_factory=list)
 
     def apply(self, faults: CloverFaults) -> None:
@@ -246,5 +283,7 @@ class FaultSpec(BaseModel):
             faults.latency(self.latency_s)
         if self.reject_access_tokens is not None:
             faults.reject_access_tokens(self.reject_access_tokens)
+        if self.expire_access_tokens:
+            faults.expire_access_tokens()
         for merchant_id in self.revoke:
             faults.revoke(merchant_id)

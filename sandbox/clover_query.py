@@ -26,7 +26,10 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
 }
 _TIME_FILTER = re.compile(r"^\s*modifiedTime\s*(>=|<=|>|<|=)\s*(-?\d{1,18})\s*$")
+# Clover documents ``id in ('ID1','ID2')``: each id in single quotes. Unquoted ids
+# are refused here, so nothing that works only against the sandbox slips through.
 _ID_IN_FILTER = re.compile(r"^\s*id\s+in\s*\(([^()]*)\)\s*$", re.IGNORECASE)
+_QUOTED_ID = re.compile(r"^\s*'([A-Za-z0-9]+)'\s*$")
 _ID_EQ_FILTER = re.compile(r"^\s*id\s*=\s*([A-Za-z0-9]+)\s*$")
 
 
@@ -55,7 +58,7 @@ def parse_filter(text: str) -> Selection:
         )
     in_match = _ID_IN_FILTER.match(text)
     if in_match:
-        wanted = {part.strip() for part in in_match.group(1).split(",") if part.strip()}
+        wanted = _quoted_ids(in_match.group(1))
         return Selection(lambda doc: doc["id"] in wanted)
     eq_match = _ID_EQ_FILTER.match(text)
     if eq_match:
@@ -63,6 +66,17 @@ def parse_filter(text: str) -> Selection:
         return Selection(lambda doc: bool(doc["id"] == only))
     allowed = ", ".join(ALLOWED_FILTER_FIELDS)
     raise _bad(f"Unsupported filter {text!r}; filterable fields: {allowed}")
+
+
+def _quoted_ids(text: str) -> frozenset[str]:
+    """The ids of an ``in`` list, each in single quotes; 400 otherwise."""
+    ids = []
+    for part in text.split(","):
+        match = _QUOTED_ID.match(part)
+        if match is None:
+            raise _bad(f"Bad id list in filter: ids go in single quotes, got {part!r}")
+        ids.append(match.group(1))
+    return frozenset(ids)
 
 
 def parse_filters(values: Iterable[str]) -> Selection:

@@ -3,7 +3,8 @@
 Each body names order changes across merchants, with no order data, and carries the
 app's shared auth code in ``X-Clover-Auth``. Duplicate UPDATE bursts and dropped
 notifications can be switched on (seeded), because Clover promises neither
-uniqueness nor delivery. A failed delivery is not retried.
+uniqueness nor delivery. A failed delivery is not retried; a run of failures (the
+receiver is down) is logged once when it starts and once when it ends.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class WebhookSender:
         self.verification_code: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+        self.failing = 0
+        """Deliveries failed in a row; the current outage of the receiver."""
         book.on_change(self._changed)
 
     # -- collecting -----------------------------------------------------------------
@@ -148,9 +151,28 @@ class WebhookSender:
                 async with self._session.post(url, json=body, headers=headers) as reply:
                     status = reply.status
             except (aiohttp.ClientError, TimeoutError) as exc:
-                log.warning(
-                    "webhook delivery to %s failed: %s", url, type(exc).__name__
-                )
+                self._failed(url, exc)
+            else:
+                self._delivered(url)
         delivery = Delivery(body, status)
         self.deliveries.append(delivery)
         return delivery
+
+    def _failed(self, url: str, exc: BaseException) -> None:
+        if not self.failing:
+            log.warning(
+                "webhook delivery to %s failed: %s; not logged again until one "
+                "gets through",
+                url,
+                type(exc).__name__,
+            )
+        self.failing += 1
+
+    def _delivered(self, url: str) -> None:
+        if self.failing:
+            log.info(
+                "webhook delivery to %s works again after %d failed",
+                url,
+                self.failing,
+            )
+        self.failing = 0

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class SourceRecord(Protocol):
+    """Where a record sits and what it holds: a Kafka consumer record or alike."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
 
 
 class DeadLetter(BaseModel):
@@ -26,6 +43,39 @@ class DeadLetter(BaseModel):
     store_id: str | None = None
     merchant_id: str | None = None
     at: datetime
+
+    @classmethod
+    def of_record(
+        cls,
+        record: SourceRecord,
+        headers: Iterable[tuple[str, bytes]] | None,
+        *,
+        reason: str,
+        detail: str,
+        error_class: str,
+        component: str,
+        store_id: str | None = None,
+        merchant_id: str | None = None,
+    ) -> DeadLetter:
+        """The dead letter for ``record``: why, where it sat, and it byte for byte."""
+        return cls(
+            reason=reason,
+            detail=detail,
+            error_class=error_class,
+            component=component,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            original_key_b64=None if record.key is None else cls.encode(record.key),
+            original_value_b64=cls.encode(record.value or b""),
+            original_headers=tuple(
+                (name, value.decode("utf-8", errors="replace"))
+                for name, value in headers or ()
+            ),
+            store_id=store_id,
+            merchant_id=merchant_id,
+            at=datetime.now(UTC),
+        )
 
     @staticmethod
     def encode(data: bytes) -> str:

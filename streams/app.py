@@ -16,15 +16,21 @@ from typing import Any
 
 import faust
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 
+from lockerlink.alerts import Alerter, SmtpSender
 from lockerlink.broker import ensure_topics
+from lockerlink.dead_letter_alert import DeadLetterAlert
 from lockerlink.errors import DependencyError
 from lockerlink.keys import KeySpace
 from lockerlink.registry import Store, StoreRegistry, load_registry
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
+from lockerlink.status import StatusBoard
 from schemas.topics import CORE_TOPICS, RAW_ORDERS, TopicSpec, store_of_topic
+from streams.dead_letter_report import DeadLetterReport
 from streams.ledger import RedisLedger
+from streams.ops import serve_ops
 from streams.processor import OrderProcessor
 from streams.record import Output, RawRecord
 
@@ -35,6 +41,11 @@ BATCH_WITHIN_S = 0.2
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
 HEARTBEATS_PER_SESSION = 4
+
+RECORDS = Counter(
+    "lockerlink_stream_records_total",
+    "Raw order records the stream settled (their outputs acknowledged).",
+)
 
 
 class StoreTopics:
@@ -99,12 +110,19 @@ class StreamWorker:
         )
         self._redis: aioredis.Redis | None = None
         self._processor: OrderProcessor | None = None
+        self._report: DeadLetterReport | None = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The worker's Redis client, made on first use in the running loop."""
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(self.settings.redis_url)
+        return self._redis
 
     def processor(self) -> OrderProcessor:
         """The processor, with its Redis client made in the running loop."""
         if self._processor is None:
-            self._redis = aioredis.Redis.from_url(self.settings.redis_url)
-            redis = self._redis
+            redis = self.redis
             ledger = RedisLedger(
                 redis,
                 self.keyspace,
@@ -120,7 +138,24 @@ class StreamWorker:
             self._processor = OrderProcessor(resolve, ledger)
         return self._processor
 
+    async def produced(self, outputs: Sequence[Output]) -> None:
+        """The broker has ``outputs``: tell the board and the mail of dead letters."""
+        if self._report is None:
+            settings = self.settings
+            alerter = Alerter(
+                self.redis, self.keyspace, SmtpSender.from_settings(settings), "stream"
+            )
+            self._report = DeadLetterReport(
+                StatusBoard(self.redis, self.keyspace),
+                DeadLetterAlert(alerter, settings.alert_dead_letters_quiet_s),
+                lambda m: self.registry.resolve_merchant(self.redis, self.keyspace, m),
+            )
+        await self._report.produced(outputs)
+
     async def close(self) -> None:
+        if self._report is not None:
+            await self._report.close()
+            self._report = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -153,11 +188,13 @@ def make_app(
     raw_topic: str = RAW_ORDERS,
     on_batch: Callable[[], None] | None = None,
     on_produced: Callable[[int], None] | None = None,
+    ops_port: int | None = None,
 ) -> faust.App:
     """The Faust app of the stream, configured for a broker without transactions.
 
     ``on_batch`` and ``on_produced`` let a caller watch the work: called when a batch
     arrives, and with the number of outputs once the broker acknowledged them.
+    ``ops_port``: serve /healthz, /readyz and /metrics there (None: not).
     """
     servers = [
         f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")
@@ -209,6 +246,8 @@ def make_app(
             records = [raw_record(event) for event in events]
             outputs = await worker.outputs_of(records)
             await _produce(app, outputs)
+            RECORDS.inc(len(records))
+            await worker.produced(outputs)
             if on_produced is not None:
                 on_produced(len(outputs))
 
@@ -218,6 +257,8 @@ def make_app(
         await worker.close()
 
     app.on_before_shutdown.connect(_close)
+    if ops_port is not None:
+        serve_ops(app, settings.ops_host, ops_port, lambda: worker.redis)
 
     return app
 
@@ -242,6 +283,6 @@ def run_stream(settings: Settings) -> None:
     """Run the stream worker until SIGINT or SIGTERM."""
     init_sentry(settings, component="stream")
     asyncio.run(prepare_topics(settings))
-    app = make_app(settings)
+    app = make_app(settings, ops_port=settings.stream_ops_port)
     worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -8,7 +8,6 @@ record sits, never its payload: an order holds names and phone numbers.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 import sentry_sdk
 from prometheus_client import Counter
@@ -28,10 +27,6 @@ DEAD_LETTERS = Counter(
 )
 
 
-def _safe_text(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace")
-
-
 def dead_letter(
     record: RawRecord,
     *,
@@ -42,20 +37,15 @@ def dead_letter(
     store_id: str | None = None,
 ) -> Output:
     """The dead-letter record for ``record``; counts it and tells Sentry."""
-    envelope = DeadLetter(
+    envelope = DeadLetter.of_record(
+        record,
+        record.headers,
         reason=reason,
         detail=detail,
         error_class=error_class,
         component=COMPONENT,
-        source_topic=record.topic,
-        source_partition=record.partition,
-        source_offset=record.offset,
-        original_key_b64=None if record.key is None else DeadLetter.encode(record.key),
-        original_value_b64=DeadLetter.encode(record.value or b""),
-        original_headers=tuple((k, _safe_text(v)) for k, v in record.headers),
         store_id=store_id,
         merchant_id=merchant_id,
-        at=datetime.now(UTC),
     )
     DEAD_LETTERS.labels(reason=reason).inc()
     _report(envelope)

@@ -23,6 +23,7 @@ from lockerlink.keys import KeySpace
 from lockerlink.redis_store import redis_answers
 from lockerlink.settings import Settings
 from sandbox.locker import LockerSandbox
+from tests.mail_inbox import smtp_inbox as smtp_inbox
 from tests.sandboxes import clover_sandbox as clover_sandbox
 from tests.sandboxes import clover_sandbox_factory as clover_sandbox_factory
 from tests.token_fixtures import token_api as token_api

@@ -19,6 +19,7 @@ from consumers.store_lane import DeliveryOptions
 from consumers.topic_window import read_windows, reader, windows_by_time
 from lockerlink.broker import ensure_topics, make_consumer, make_producer
 from lockerlink.registry import StoreRegistry
+from lockerlink.registry_reload import StoreLookup
 from sandbox.locker import LockerSandbox
 from schemas.dead_letter import DeadLetter
 from schemas.locker_order import LockerOrderEvent
@@ -111,7 +112,7 @@ class Running:
 @contextlib.asynccontextmanager
 async def running_delivery(
     bootstrap: str,
-    registry: StoreRegistry,
+    registry: StoreLookup,
     *,
     group: str,
     pattern: str,

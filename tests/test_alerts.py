@@ -3,45 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
 
-import pytest
 import redis.asyncio as aioredis
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from lockerlink.alerts import Alert, Alerter, SmtpSender
 from lockerlink.embedded import free_port
 from lockerlink.keys import KeySpace
 from lockerlink.settings import Settings
-
-
-class _Inbox:
-    """An aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_inbox() -> Iterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+from tests.mail_inbox import Inbox
 
 
 def _alerter(
@@ -54,7 +23,7 @@ def _alerter(
 
 
 async def test_repeated_reports_send_one_mail_and_one_recovery(
-    smtp_inbox: tuple[_Inbox, int], redis: aioredis.Redis, keyspace: KeySpace
+    smtp_inbox: tuple[Inbox, int], redis: aioredis.Redis, keyspace: KeySpace
 ) -> None:
     inbox, port = smtp_inbox
     # Two processes reporting the same condition over and over.
@@ -80,7 +49,7 @@ async def test_repeated_reports_send_one_mail_and_one_recovery(
 
 
 async def test_condition_raised_again_after_recovery_mails_again(
-    smtp_inbox: tuple[_Inbox, int], redis: aioredis.Redis, keyspace: KeySpace
+    smtp_inbox: tuple[Inbox, int], redis: aioredis.Redis, keyspace: KeySpace
 ) -> None:
     inbox, port = smtp_inbox
     alerter = _alerter(redis, keyspace, port)
@@ -92,7 +61,7 @@ async def test_condition_raised_again_after_recovery_mails_again(
 
 
 async def test_smtp_down_does_not_raise_and_the_next_report_retries(
-    smtp_inbox: tuple[_Inbox, int], redis: aioredis.Redis, keyspace: KeySpace
+    smtp_inbox: tuple[Inbox, int], redis: aioredis.Redis, keyspace: KeySpace
 ) -> None:
     inbox, port = smtp_inbox
     dead = _alerter(redis, keyspace, free_port())

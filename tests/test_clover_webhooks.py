@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from aiohttp import web
 
+from lockerlink.embedded import free_port
 from sandbox.clover_config import CloverConfig
-from sandbox.clover_webhooks import WebhookConfig
+from sandbox.clover_webhooks import Delivery, WebhookConfig
 from tests.sandboxes import SandboxFactory
 
 QUIET_S = 3600.0  # batches only when a test flushes
@@ -140,3 +143,27 @@ async def test_dropped_notifications_follow_the_seed(
     assert first == again
     assert 0 < len(first) < 40
     assert other != first
+
+
+async def test_a_receiver_outage_is_logged_once_when_it_starts_and_when_it_ends(
+    clover_sandbox_factory: SandboxFactory,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sandbox = await clover_sandbox_factory(_config(receiver, batch_interval_s=QUIET_S))
+    merchant_id = sandbox.merchant_ids[0]
+    live_url = receiver.url
+    sandbox.webhooks.config.url = f"http://127.0.0.1:{free_port()}/clover"
+    caplog.set_level(logging.INFO, logger="sandbox.clover_webhooks")
+    for n in range(5):
+        sandbox.orders.create(merchant_id, {"title": f"lost {n}"})
+        assert (await sandbox.webhooks.flush()) == Delivery(ANY, None)
+    sandbox.webhooks.config.url = live_url
+    sandbox.orders.create(merchant_id, {"title": "found"})
+    await sandbox.webhooks.flush()
+
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "failed: ClientConnectorError" in lines[0]
+    assert "works again after 5 failed" in lines[1]
+    assert sandbox.webhooks.failing == 0

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
 
 from consumers.alerts import AlertKind
+from lockerlink.registry_reload import ReloadingRegistry
 from sandbox.locker import LockerFaults, LockerSandbox
 from schemas.locker_order import EventType
 from tests.delivery_rig import (
@@ -275,3 +280,74 @@ async def test_a_second_process_in_the_group_takes_a_share_of_the_stores(
     for store in stores:
         expected = [e.event_id for e in first[store] + second[store]]
         assert lockers[store].state.accepted_event_ids() == expected
+
+
+async def test_a_locker_endpoint_edited_in_the_registry_file_is_used_without_restart(
+    kafka_bootstrap: str,
+    locker_sandbox: StartLocker,
+    unique_name: Namer,
+    tmp_path: Path,
+) -> None:
+    store = unique_name("moved")
+    old = await locker_sandbox(store_id=store)
+    new = await locker_sandbox(store_id=store)
+    path = tmp_path / "stores.yaml"
+
+    def point_at(locker: LockerSandbox) -> None:
+        entry = {"store_id": store, "locker": {"url": locker.base_url, "timeout_s": 2}}
+        path.write_text(json.dumps({"stores": [entry]}))
+
+    point_at(old)
+    await create_store_topics(kafka_bootstrap, [store])
+    first = order_events(store, 3, prefix="A")
+    second = order_events(store, 3, prefix="B")
+    registry = ReloadingRegistry(path, check_s=0.05)
+    async with running_delivery(
+        kafka_bootstrap, registry, group=unique_name("g"), pattern=pattern_for(store)
+    ):
+        await produce(kafka_bootstrap, first)
+        await wait_until(lambda: len(old.state.orders) == 3, "first to the old locker")
+        point_at(new)
+        await old.stop()  # the old address is gone for good
+        await produce(kafka_bootstrap, second)
+        await wait_until(lambda: len(new.state.orders) == 3, "rest to the new locker")
+    assert old.state.accepted_event_ids() == [e.event_id for e in first]
+    assert new.state.accepted_event_ids() == [e.event_id for e in second]
+    assert registry.reloads == 1
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_a_locker_refusing_us_holds_the_store_alerts_once_and_sets_nothing_aside(
+    status: int,
+    kafka_bootstrap: str,
+    locker_sandbox: StartLocker,
+    unique_name: Namer,
+) -> None:
+    store = unique_name(f"refuses{status}")
+    locker = await locker_sandbox(store_id=store)
+    events = order_events(store, 3)
+    # A wrong credential or URL: the locker answers every try the same way.
+    locker.set_faults(LockerFaults(reject_order_ids={events[0].order_id: status}))
+    await create_store_topics(kafka_bootstrap, [store])
+    async with running_delivery(
+        kafka_bootstrap,
+        registry_for({store: locker}),
+        group=unique_name("g"),
+        pattern=pattern_for(store),
+    ) as running:
+        await produce(kafka_bootstrap, events)
+
+        def refused() -> int:
+            lane = running.service.lanes.get(store)
+            return 0 if lane is None else lane.counts.attempts_failed
+
+        await wait_until(lambda: refused() >= 4, "several tries refused")
+        assert store in running.service.paused_stores()
+        assert [(a.kind, a.status) for a in running.alerts] == [
+            (AlertKind.STORE_HELD, status)
+        ]
+        assert locker.state.orders == {}
+        locker.set_faults(LockerFaults())
+        await wait_until(lambda: len(locker.state.orders) == 3, "delivered once fixed")
+    assert locker.state.accepted_event_ids() == [e.event_id for e in events]
+    assert await dead_letters_for(kafka_bootstrap, store) == []

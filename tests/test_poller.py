@@ -180,6 +180,8 @@ async def test_order_gone_from_the_listing_becomes_a_delete_record(
     sandbox.orders.delete(merchant_id, deleted)
     await eventually(lambda: poller.poller.stats.deleted >= 1, "delete found")
     await poller.stop()
+    # The sweep's id list used Clover's documented syntax: nothing was refused.
+    assert sandbox.calls.count(outcome="bad_request") == 0
 
     records = await read_topic(kafka_bootstrap, topic, 3)
     assert duplicates(records) == []

@@ -185,6 +185,48 @@ async def test_429_storm_is_waited_out_and_the_limits_are_kept(
     await _all_versions_once(rig)
 
 
+async def test_a_merchants_429_hold_off_is_kept_by_the_next_lease_holder(
+    make_rig: RigFactory,
+) -> None:
+    merchants = ("HOLDMERCH001", "HOLDMERCH002")
+    rig: Rig = await make_rig(CloverConfig(merchant_ids=merchants))
+    # One 429 naming a merchant's own limit, holding off longer than the test runs.
+    rig.sandbox.faults.storm(
+        retry_after_s=120,
+        header="X-RateLimit-tokenLimit",
+        requests=1,
+        endpoints=["orders.list"],
+    )
+    first = await rig.start()
+    await eventually(
+        lambda: (
+            rig.sandbox.calls.count("orders.list", outcome="storm") == 1
+            and first.poller.stats.polls >= 2
+        ),
+        "one merchant held off, the other polled",
+    )
+    stormed = [
+        m
+        for m in merchants
+        if rig.sandbox.calls.count("orders.list", outcome="storm", merchant_id=m)
+    ]
+    assert len(stormed) == 1
+    held_off = stormed[0]
+    other = next(m for m in merchants if m != held_off)
+
+    second = await rig.start()
+    await first.stop()
+    await eventually(lambda: len(second.service.held) == 2, "second holds both")
+    polled = rig.sandbox.calls.count("orders.list", merchant_id=other)
+    await eventually(
+        lambda: rig.sandbox.calls.count("orders.list", merchant_id=other) >= polled + 3,
+        "the other merchant polled by the second poller",
+    )
+    # The new holder honoured the hold-off Clover asked of the first one.
+    assert rig.sandbox.calls.count("orders.list", merchant_id=held_off) == 1
+    assert second.client.rate_limited == 0
+
+
 async def test_token_expiring_mid_run_is_replaced_through_the_vault(
     make_rig: RigFactory,
 ) -> None:

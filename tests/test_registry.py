@@ -12,6 +12,7 @@ from lockerlink.errors import ConfigError, DependencyError
 from lockerlink.keys import KeySpace
 from lockerlink.redis_store import RedisUnavailable
 from lockerlink.registry import Keypad, Store, StoreRegistry
+from lockerlink.registry_reload import ReloadingRegistry
 from schemas.locker_order import Channel, PinPolicyName, Platform
 from schemas.raw_order import RawSource, order_record
 from schemas.topics import RAW_ORDERS
@@ -132,3 +133,49 @@ async def test_unreachable_redis_makes_the_stream_wait_instead_of_dead_lettering
     finally:
         await gone.aclose()
     assert isinstance(caught.value, DependencyError)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _locker_url(registry: ReloadingRegistry, store_id: str) -> str | None:
+    store = registry.store(store_id)
+    return None if store is None or store.locker is None else str(store.locker.url)
+
+
+def test_an_edited_locker_endpoint_is_read_again_after_the_check_interval(
+    tmp_path: Path,
+) -> None:
+    clock = _Clock()
+    path = _write(tmp_path, REGISTRY_YAML)
+    registry = ReloadingRegistry(path, check_s=2.0, clock=clock)
+    path.write_text(REGISTRY_YAML.replace("9001", "9002"))
+    assert _locker_url(registry, "downtown") == "http://127.0.0.1:9001/"
+    clock.now = 2.0
+    assert _locker_url(registry, "downtown") == "http://127.0.0.1:9002/"
+    assert registry.reloads == 1
+
+
+def test_a_broken_edit_keeps_the_last_good_registry_and_is_reported_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = _Clock()
+    path = _write(tmp_path, REGISTRY_YAML)
+    registry = ReloadingRegistry(path, check_s=1.0, clock=clock)
+    path.write_text(REGISTRY_YAML.replace("store_id: airport", "store_id: Bad Id"))
+    for step in range(1, 4):
+        clock.now = float(step)
+        assert _locker_url(registry, "downtown") == "http://127.0.0.1:9001/"
+    path.unlink()
+    clock.now = 10.0
+    assert registry.store("airport") is not None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2
+    assert "not valid" in warnings[0] and "stores.1.store_id" in warnings[0]
+    assert "cannot be read" in warnings[1]
+    assert registry.reloads == 0

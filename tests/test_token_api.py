@@ -11,6 +11,7 @@ import pytest
 
 from schemas.token_rotation import RotationReason
 from tests.token_fixtures import ApiRig, pair_of
+from token_service.lockers import REMEMBER_S, LockerRegistry
 from token_service.tls import server_context, tls_files
 
 
@@ -121,6 +122,23 @@ async def test_revoked_credential_stops_working(token_api: ApiRig) -> None:
     assert status == 401 and body["error"] == "unauthenticated"
 
 
+async def test_revocation_elsewhere_takes_effect_within_the_remembered_time(
+    token_api: ApiRig,
+) -> None:
+    await _connect(token_api, "store-a")
+    credential = await token_api.enroll("store-a")
+    assert (await _get(token_api, "/v1/token", credential))[0] == 200
+    # Another process (the CLI, another token service) revokes the locker.
+    elsewhere = LockerRegistry(token_api.rig.redis, token_api.rig.keyspace, 60)
+    (locker,) = await elsewhere.all()
+    await elsewhere.revoke(locker.locker_id)
+
+    token_api.rig.clock.advance(REMEMBER_S)
+    status, body, _ = await _get(token_api, "/v1/token", credential)
+
+    assert status == 401 and body["error"] == "unauthenticated"
+
+
 async def test_rotated_credential_old_one_works_during_grace(token_api: ApiRig) -> None:
     await _connect(token_api, "store-a")
     old = await token_api.enroll("store-a")
@@ -139,7 +157,7 @@ async def test_rotated_credential_old_one_works_during_grace(token_api: ApiRig) 
     grace_ms = token_api.rig.settings.locker_rotation_grace_s * 1000
     assert 0 < await token_api.rig.redis.pttl(old_key) <= grace_ms
     await token_api.rig.redis.delete(old_key)
-    token_api.service.lockers.forget()  # as REMEMBER_MS passing would
+    token_api.rig.clock.advance(REMEMBER_S)  # what this process remembered ran out
     assert (await _get(token_api, "/v1/token", old))[0] == 401
     assert (await _get(token_api, "/v1/token", new))[0] == 200
 

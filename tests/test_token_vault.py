@@ -254,6 +254,45 @@ async def test_transient_clover_failures_back_off_then_recover_without_reuse(
     assert record is not None and record.state is MerchantState.CONNECTED
 
 
+@pytest.mark.parametrize("fault", ["error", "reset", "hang"])
+async def test_answer_lost_after_clover_rotated_is_recovered_without_reuse(
+    vault_rig: Rig, fault: str
+) -> None:
+    vault_rig.settings = vault_rig.settings.model_copy(
+        update={"clover_timeout_s": 0.3, "token_refresh_lease_s": 1.0}
+    )
+    vault = vault_rig.make_vault()
+    merchant = await vault_rig.connect(vault)
+    current = await vault.get_access_token(merchant)
+    faults = vault_rig.sandbox.faults
+    # Clover rotates the refresh token, then the answer never arrives.
+    faults.outage(
+        fault,  # type: ignore[arg-type]
+        requests=1,
+        endpoints=["refresh"],
+        after_serving=True,
+    )
+    vault_rig.clock.advance(28 * 60)
+
+    served = await vault.get_access_token(merchant, min_validity_s=5 * 60)
+    faults.clear()
+    vault_rig.clock.advance(90)  # past the back-off
+    fresh = await vault.get_access_token(merchant, min_validity_s=5 * 60)
+
+    calls = vault_rig.sandbox.calls
+    assert served.token == current.token
+    assert calls.count("refresh", merchant_id=merchant) == 1  # the lost one
+    assert calls.count("recovery", outcome="ok", merchant_id=merchant) == 1
+    assert fresh.token != current.token
+    assert vault_rig.sandbox.tokens.merchant_of_access(fresh.token) == merchant
+    assert _spent_twice(vault_rig) == 0
+    assert vault_rig.events[-1].reason is RotationReason.RECOVERY
+    # The recovered pair's refresh token works for the next rotation.
+    vault_rig.clock.advance(30 * 60)
+    after = await vault.get_access_token(merchant, min_validity_s=5 * 60)
+    assert after.token != fresh.token and _spent_twice(vault_rig) == 0
+
+
 async def test_reauth_alert_is_raised_once_and_cleared_on_reconnect(
     vault_rig: Rig,
 ) -> None:

@@ -9,6 +9,7 @@ store or merchant is looked up, so it learns nothing about which exist.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import time
@@ -17,6 +18,7 @@ from importlib import resources
 from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.exceptions import RedisError
 
@@ -32,6 +34,7 @@ from token_service.authorization import CALLBACK_PATH, MerchantAuthorization
 from token_service.lockers import Locker, LockerRegistry
 from token_service.pair import AccessToken
 from token_service.rate_limit import RateLimiter, Verdict
+from token_service.recent import RecentAnswers
 from token_service.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -93,13 +96,16 @@ class TokenApi:
         authorization: MerchantAuthorization,
         locker_limit: RateLimiter,
         auth_failure_limit: RateLimiter,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.vault = vault
         self.lockers = lockers
         self.authorization = authorization
         self.locker_limit = locker_limit
         self.auth_failure_limit = auth_failure_limit
-        self._store_merchants: dict[str, tuple[float, str]] = {}
+        self._store_merchants: RecentAnswers[str, str] = RecentAnswers(
+            STORE_MERCHANT_REMEMBER_S, clock
+        )
         admin = vault.settings.admin_credential
         self._admin = admin.get_secret_value().encode() if admin else None
 
@@ -141,13 +147,13 @@ class TokenApi:
         store_id = _own_store(locker, request.query.get("store_id"))
         min_validity_s = _min_validity(request.query.get("min_validity_s"))
         merchant_id = await self._merchant_of(store_id)
-        # The hot path: count the request and read the pair in one round trip.
-        async with self.vault.redis.pipeline(transaction=False) as pipe:
-            await self.locker_limit.queue_hit(pipe, locker.locker_id)
-            self.vault.pairs.queue_read(pipe, merchant_id)
-            counted, pair_values = await pipe.execute()
-        self._admit(request, self.locker_limit.verdict(counted))
-        snapshot = self.vault.pairs.snapshot(merchant_id, pair_values)
+        # The hot path: count the request and read the pair in one Redis call.
+        pair_key, fields = self.vault.pairs.read_fields(merchant_id)
+        verdict, values = await self.locker_limit.hit_then_read(
+            locker.locker_id, pair_key, fields
+        )
+        self._admit(request, verdict)
+        snapshot = self.vault.pairs.snapshot(merchant_id, values) if values else None
         token = await self.vault.get_access_token(
             merchant_id, min_validity_s, just_read=snapshot
         )
@@ -256,7 +262,14 @@ class TokenApi:
         address = request.remote or "unknown"
         try:
             credential = _bearer(request)
-            if self.lockers.remembered(credential) is None:
+            known = self.lockers.remembered(credential)
+            if known is not None:
+                await self.lockers.touch(known)
+                return known
+            # A credential found valid before is no guess: re-check it without
+            # consulting the failed-authentication limit (a stampede of one locker's
+            # callers would otherwise make one limit call each).
+            if not self.lockers.checked_before(credential):
                 await self._refuse_blocked_address(address)
             locker = await self.lockers.authenticate(credential)
         except CredentialError as exc:
@@ -292,18 +305,9 @@ class TokenApi:
         )
 
     async def _merchant_of(self, store_id: str) -> str:
-        now = time.monotonic()
-        remembered = self._store_merchants.get(store_id)
-        if remembered is not None and remembered[0] > now:
-            return remembered[1]
-        merchant_id = await self.vault.merchants.merchant_of_store(store_id)
-        if merchant_id is not None:
-            if len(self._store_merchants) >= 10_000:
-                self._store_merchants.clear()
-            self._store_merchants[store_id] = (
-                now + STORE_MERCHANT_REMEMBER_S,
-                merchant_id,
-            )
+        merchant_id = await self._store_merchants.get(
+            store_id, lambda: self.vault.merchants.merchant_of_store(store_id)
+        )
         if merchant_id is None:
             raise Refusal(
                 409, "not_connected", "no Clover merchant is connected to this store"
@@ -464,9 +468,20 @@ async def _answer_errors(request: web.Request, handler: Handler) -> web.StreamRe
     except Exception as exc:  # every failure becomes a JSON answer, never a crash
         response = _translate(exc)
     route = request.match_info.route.name or "unmatched"
-    metrics.REQUESTS.labels(route, str(response.status)).inc()
-    metrics.REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+    _requests_counted(route, response.status).inc()
+    _request_seconds(route).observe(time.perf_counter() - started)
     return response
+
+
+# Metric children looked up once per label set, not once per request.
+@functools.cache
+def _requests_counted(route: str, status: int) -> Counter:
+    return metrics.REQUESTS.labels(route, str(status))
+
+
+@functools.cache
+def _request_seconds(route: str) -> Histogram:
+    return metrics.REQUEST_SECONDS.labels(route)
 
 
 async def openapi_document(_request: web.Request) -> web.Response:

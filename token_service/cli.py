@@ -25,7 +25,7 @@ from token_service.keyring import (
     new_key_entry,
     write_key_file,
 )
-from token_service.lockers import Enrolment, LockerRegistry
+from token_service.lockers import REMEMBER_S, Enrolment, LockerRegistry
 from token_service.vault import Vault
 
 T = TypeVar("T")
@@ -169,7 +169,10 @@ def lockers_rotate(ctx: click.Context, locker_id: str) -> None:
 def lockers_revoke(ctx: click.Context, locker_id: str) -> None:
     """Stop every credential of a locker at once."""
     locker = _run(_settings(ctx), lambda v: _lockers(v).revoke(locker_id))
-    click.echo(f"locker {locker.locker_id} revoked")
+    click.echo(
+        f"locker {locker.locker_id} revoked; running token services refuse it "
+        f"within {REMEMBER_S:g} s"
+    )
 
 
 @click.group()

@@ -16,6 +16,7 @@ from authlib.common.urls import add_params_to_uri
 
 from lockerlink.errors import CloverError
 from lockerlink.settings import Settings
+from token_service import metrics
 from token_service.pair import TokenPair
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,19 @@ class CloverOAuth:
         return self._session
 
     async def _token_call(
+        self, endpoint: str, body: dict[str, str], merchant_id: str, secret: str
+    ) -> TokenPair:
+        """One exchange with Clover's token endpoints, counted by its outcome."""
+        try:
+            pair = await self._post_token(endpoint, body, merchant_id, secret)
+        except CloverError as exc:
+            outcome = "transient" if exc.retriable else "permanent"
+            metrics.EXCHANGES.labels(endpoint, outcome).inc()
+            raise
+        metrics.EXCHANGES.labels(endpoint, "ok").inc()
+        return pair
+
+    async def _post_token(
         self, endpoint: str, body: dict[str, str], merchant_id: str, secret: str
     ) -> TokenPair:
         url = f"{self._api}/oauth/v2/{endpoint}"

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from lockerlink.errors import CredentialError, InputError
 from lockerlink.keys import KeySpace
 from schemas.topics import is_valid_store_id
+from token_service.recent import RecentAnswers
 
 CREDENTIAL_PREFIX = "llk_"
 _CREDENTIAL = re.compile(r"^llk_[A-Za-z0-9_-]{43}$")
@@ -31,7 +32,7 @@ _LAST_USE_EVERY_MS = 10_000
 # A process remembers a credential it checked for this long, so a busy locker costs
 # no Redis reads to authenticate; a revocation or rotation made by another process
 # reaches this one within that time (this process's own changes at once).
-REMEMBER_MS = 2_000
+REMEMBER_S = 2.0
 _REMEMBER_AT_MOST = 10_000
 
 
@@ -77,7 +78,9 @@ class LockerRegistry:
         self._grace_ms = int(grace_s * 1000)
         self._clock = clock
         self._last_use_written: dict[str, int] = {}
-        self._known: dict[str, tuple[int, Locker]] = {}
+        self._known: RecentAnswers[str, Locker] = RecentAnswers(
+            REMEMBER_S, clock, _REMEMBER_AT_MOST
+        )
 
     async def enroll(self, store_id: str) -> Enrolment:
         """A new locker for ``store_id`` with its first credential."""
@@ -111,10 +114,26 @@ class LockerRegistry:
         if not looks_like_credential(credential):
             raise CredentialError("malformed credential", reason="malformed")
         presented = credential_hash(credential)
-        remembered = self.remembered(credential)
-        if remembered is not None:
-            await self._touch(remembered.locker_id)
-            return remembered
+        locker = await self._known.get(presented, lambda: self._verify(presented))
+        assert locker is not None  # _verify raises rather than answering None
+        await self.touch(locker)
+        return locker
+
+    def remembered(self, credential: str) -> Locker | None:
+        """The locker of a credential this process checked moments ago, if any."""
+        return self._known.fresh(credential_hash(credential))
+
+    def checked_before(self, credential: str) -> bool:
+        """Whether this process found ``credential`` valid before (maybe long ago)."""
+        return self._known.seen(credential_hash(credential))
+
+    def forget(self, locker_id: str | None = None) -> None:
+        """Drop remembered credentials (of one locker, or all) after a change."""
+        self._known.forget(
+            None if locker_id is None else lambda locker: locker.locker_id == locker_id
+        )
+
+    async def _verify(self, presented: str) -> Locker:
         found = await self._redis.get(self._keyspace.locker_credential(presented))
         if found is None:
             raise CredentialError("unknown or revoked credential", reason="unknown")
@@ -126,25 +145,7 @@ class LockerRegistry:
         matched = [hmac.compare_digest(presented, h) for h in hashes]
         if record.get("revoked") != "0" or not any(matched):
             raise CredentialError("unknown or revoked credential", reason="unknown")
-        locker = _locker(locker_id, record)
-        if len(self._known) >= _REMEMBER_AT_MOST:
-            self._known.clear()
-        self._known[presented] = (self._now_ms() + REMEMBER_MS, locker)
-        await self._touch(locker_id)
-        return locker
-
-    def remembered(self, credential: str) -> Locker | None:
-        """The locker of a credential this process checked moments ago, if any."""
-        entry = self._known.get(credential_hash(credential))
-        if entry is None or entry[0] <= self._now_ms():
-            return None
-        return entry[1]
-
-    def forget(self, locker_id: str | None = None) -> None:
-        """Drop remembered credentials (of one locker, or all) after a change."""
-        for key, (_, locker) in list(self._known.items()):
-            if locker_id is None or locker.locker_id == locker_id:
-                del self._known[key]
+        return _locker(locker_id, record)
 
     async def rotate(self, locker_id: str) -> Enrolment:
         """A new credential; the current one keeps working for the grace period."""
@@ -201,7 +202,9 @@ class LockerRegistry:
         raw = await self._redis.hgetall(self._keyspace.locker(locker_id))
         return {_text(k): _text(v) for k, v in raw.items()}
 
-    async def _touch(self, locker_id: str) -> None:
+    async def touch(self, locker: Locker) -> None:
+        """Note that the locker was just used (written at most every 10 s)."""
+        locker_id = locker.locker_id
         now_ms = self._now_ms()
         if now_ms - self._last_use_written.get(locker_id, 0) < _LAST_USE_EVERY_MS:
             return

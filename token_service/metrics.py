@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from lockerlink.metric_clocks import ClockGauge
+
 ROTATIONS = Counter(
     "lockerlink_token_rotations_total",
     "Token pairs written to the vault, by reason.",
@@ -16,7 +18,8 @@ REFRESH_FAILURES = Counter(
 )
 EVENTS_LOST = Counter(
     "lockerlink_token_rotation_events_failed_total",
-    "Rotation events that could not be published.",
+    "Rotation event publishes that failed (the event stays in the outbox and is "
+    "retried).",
 )
 REQUESTS = Counter(
     "lockerlink_token_service_requests_total",
@@ -33,4 +36,17 @@ RATE_LIMITED = Counter(
     "lockerlink_token_service_rate_limited_total",
     "Requests refused by a rate limit, by scope.",
     ["scope"],
+)
+EXCHANGES = Counter(
+    "lockerlink_token_exchanges_total",
+    "Calls to Clover's token endpoints (token = code exchange, refresh, recovery), "
+    "by outcome: ok, transient (retried) or permanent (re-authorization needed).",
+    ["endpoint", "outcome"],
+)
+ACCESS_EXPIRY = ClockGauge(
+    "lockerlink_token_access_expiry_seconds",
+    "Seconds until the merchant's access token expires, as this process last "
+    "stored or served it (negative: expired).",
+    "merchant",
+    since=False,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from lockerlink.errors import CloverError
@@ -23,11 +24,12 @@ class TokenPair:
     refresh_token: str = field(repr=False)
     refresh_expires_at_ms: int
 
-    @property
+    # Cached: a pair is read far more often than it changes (a hash per token read).
+    @cached_property
     def access_fingerprint(self) -> str:
         return token_fingerprint(self.access_token)
 
-    @property
+    @cached_property
     def refresh_fingerprint(self) -> str:
         return token_fingerprint(self.refresh_token)
 

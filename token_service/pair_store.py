@@ -10,11 +10,10 @@ the same step, so a crash leaves either the old pair with its mark or the new pa
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 
 from lockerlink.keys import KeySpace
 from token_service.keyring import Sealed, VaultKeys
@@ -112,12 +111,12 @@ class PairStore:
         )
         return self.snapshot(merchant_id, values)
 
-    def queue_read(self, pipe: Pipeline, merchant_id: str) -> None:
-        """Add a read of the merchant's pair to a pipeline; see `snapshot`."""
-        pipe.hmget(self._keyspace.token_pair(merchant_id), _FIELDS)
+    def read_fields(self, merchant_id: str) -> tuple[str, tuple[bytes, ...]]:
+        """The hash key and fields of the merchant's pair; `snapshot` opens them."""
+        return self._keyspace.token_pair(merchant_id), _FIELDS
 
     def snapshot(
-        self, merchant_id: str, values: list[bytes | str | None]
+        self, merchant_id: str, values: Sequence[bytes | str | None]
     ) -> Snapshot | None:
         """The snapshot in the answer of a pair read, opened."""
         key_id, blob, version, written_at_ms, *_ = values

@@ -9,34 +9,52 @@ used, so processes on hosts with drifting clocks agree.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 
 from lockerlink.keys import KeySpace
 
-# KEYS[1] subject; ARGV: emission interval ms, burst, cost, dry run (1/0).
-# Returns {allowed, remaining, retry_after_ms, reset_ms}.
-_GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval * cost
-local allow_at = new_tat - interval * burst
-if now < allow_at then
-  return {0, 0, allow_at - now, tat - now}
+# gcra(key, emission interval ms, burst, cost, dry run '1'/'0') ->
+# {allowed, remaining, retry_after_ms, reset_ms}
+_GCRA_FUNCTION = """
+local function gcra(key, interval, burst, cost, dry_run)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local allow_at = new_tat - interval * burst
+  if now < allow_at then
+    return {0, 0, allow_at - now, tat - now}
+  end
+  if dry_run == '0' and cost > 0 then
+    redis.call('SET', key, new_tat, 'PX', math.max(1, new_tat - now))
+  end
+  local remaining = math.floor((now - allow_at) / interval)
+  return {1, remaining, 0, new_tat - now}
 end
-if ARGV[4] == '0' and cost > 0 then
-  redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
-end
-local remaining = math.floor((now - allow_at) / interval)
-return {1, remaining, 0, new_tat - now}
 """
+# KEYS[1] subject; ARGV: emission interval ms, burst, cost, dry run (1/0).
+_GCRA = (
+    _GCRA_FUNCTION
+    + """
+return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+"""
+)
+# KEYS[1] subject, KEYS[2] a hash; ARGV: interval ms, burst, then the hash's fields.
+# Counts one request and, only if it is allowed, reads the fields: one round trip.
+_GCRA_THEN_HMGET = (
+    _GCRA_FUNCTION
+    + """
+local verdict = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 1, '0')
+if verdict[1] == 1 then
+  verdict[5] = redis.call('HMGET', KEYS[2], unpack(ARGV, 3))
+end
+return verdict
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,7 @@ class RateLimiter:
         self._interval_ms = max(1, round(1000 / rate_per_s))
         self._window_s = max(1, math.ceil(burst * self._interval_ms / 1000))
         self._script = redis.register_script(_GCRA)
+        self._script_then_read = redis.register_script(_GCRA_THEN_HMGET)
 
     async def hit(self, subject: str, cost: int = 1) -> Verdict:
         """Count one request of ``subject``; the verdict says whether it may pass."""
@@ -88,13 +107,20 @@ class RateLimiter:
         """Would one more request pass? Counts nothing."""
         return await self._run(subject, 1, dry_run=True)
 
-    async def queue_hit(self, pipe: Pipeline, subject: str) -> None:
-        """Add one counted request of ``subject`` to a pipeline; see `verdict`."""
-        await self._script(
-            keys=[self._keyspace.rate_limit(self.policy, subject)],
-            args=[self._interval_ms, self.burst, 1, "0"],
-            client=pipe,
+    async def hit_then_read(
+        self, subject: str, hash_key: str, fields: Sequence[str | bytes]
+    ) -> tuple[Verdict, list[bytes | None] | None]:
+        """Count one request and, if it may pass, read ``fields`` of ``hash_key``.
+
+        One Redis call (a plain pipeline would add a SCRIPT EXISTS round trip).
+        The values are None when the request was refused.
+        """
+        answer = await self._script_then_read(
+            keys=[self._keyspace.rate_limit(self.policy, subject), hash_key],
+            args=[self._interval_ms, self.burst, *fields],
         )
+        values = answer[4] if len(answer) > 4 else None
+        return self.verdict(answer[:4]), values
 
     async def _run(self, subject: str, cost: int, dry_run: bool) -> Verdict:
         answer = await self._script(

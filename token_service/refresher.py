@@ -1,4 +1,7 @@
-"""Proactive refresh: the loop that refreshes merchants as their schedule comes due."""
+"""Proactive refresh: the loop that refreshes merchants as their schedule comes due.
+
+Beside it, a slower loop publishes rotation events a failed publish left behind.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +20,16 @@ log = logging.getLogger(__name__)
 class ProactiveRefresher:
     """Claims due merchants and refreshes them, a few at a time."""
 
-    def __init__(self, vault: Vault, concurrency: int, idle_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        concurrency: int,
+        idle_s: float = 1.0,
+        drain_every_s: float = 5.0,
+    ) -> None:
         self.vault = vault
         self.idle_s = idle_s
+        self.drain_every_s = drain_every_s
         self._limit = asyncio.Semaphore(concurrency)
         self.batch_size = concurrency * 4
 
@@ -31,6 +41,13 @@ class ProactiveRefresher:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Run until ``stopping`` is set; Redis trouble is logged and retried."""
+        draining = asyncio.create_task(self._drain_events(stopping))
+        try:
+            await self._refresh_rounds(stopping)
+        finally:
+            await draining
+
+    async def _refresh_rounds(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
                 claimed = await self.run_once()
@@ -43,6 +60,19 @@ class ProactiveRefresher:
             if claimed < self.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=self.idle_s)
+
+    async def _drain_events(self, stopping: asyncio.Event) -> None:
+        """Publish rotation events a failed publish left in the outbox.
+
+        Its own loop: a broker that is down must not hold up refreshes.
+        """
+        while not stopping.is_set():
+            try:
+                await self.vault.events.drain()
+            except (OSError, RedisError) as exc:
+                log.warning("rotation outbox drain failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=self.drain_every_s)
 
     async def _refresh(self, merchant_id: str) -> None:
         async with self._limit:

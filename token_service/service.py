@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from lockerlink.alerts import Alerter, SmtpSender
 from lockerlink.keys import KeySpace
+from lockerlink.listen import start_site
 from lockerlink.local_secrets import admin_credential, admin_credential_path
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "token-service"
 REDIS_CONNECTIONS = 64
+VAULT_REDIS_CONNECTIONS = 16
 
 
 class TokenService:
@@ -58,7 +60,10 @@ class TokenService:
         self.settings = settings.model_copy(
             update={"admin_credential": SecretStr(admin_credential(settings))}
         )
-        self.redis = redis or _redis_client(settings)
+        self.redis = redis or _redis_client(settings, REDIS_CONNECTIONS)
+        # Refreshes get connections of their own: a burst of token reads queued for
+        # the pool must not delay the one refresh those reads are waiting for.
+        self.vault_redis = redis or _redis_client(settings, VAULT_REDIS_CONNECTIONS)
         self._owns_redis = redis is None
         self.keyspace = keyspace or KeySpace(settings.redis_key_prefix)
         alerter = Alerter(
@@ -66,14 +71,14 @@ class TokenService:
         )
         self.vault = Vault(
             self.settings,
-            self.redis,
+            self.vault_redis,
             self.keyspace,
             publisher=publisher,
             alerts=ReauthAlerts(alerter),
             clock=clock,
         )
         self.lockers = LockerRegistry(
-            self.redis, self.keyspace, settings.locker_rotation_grace_s
+            self.redis, self.keyspace, settings.locker_rotation_grace_s, clock
         )
         self.authorization = MerchantAuthorization(
             self.vault, self.redis, self.keyspace
@@ -96,6 +101,7 @@ class TokenService:
                 settings.auth_failure_rate_per_min / 60,
                 settings.auth_failure_burst,
             ),
+            clock,
         )
         self.refresher = ProactiveRefresher(
             self.vault, settings.token_refresh_concurrency
@@ -111,7 +117,7 @@ class TokenService:
         self._runner = web.AppRunner(self.api.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
-        await site.start()
+        await start_site(site, "token service", host, port)
         self._refreshing = asyncio.create_task(self.refresher.run(self._stopping))
         return int(self._runner.addresses[0][1])
 
@@ -125,14 +131,15 @@ class TokenService:
         await self.vault.close()
         if self._owns_redis:
             await self.redis.aclose()
+            await self.vault_redis.aclose()
 
 
-def _redis_client(settings: Settings) -> aioredis.Redis:
+def _redis_client(settings: Settings, connections: int) -> aioredis.Redis:
     # A burst of callers waits for a pooled connection instead of failing at the
     # client library's connection cap.
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url,
-        max_connections=REDIS_CONNECTIONS,
+        max_connections=connections,
         timeout=settings.clover_timeout_s,
         health_check_interval=30,
     )

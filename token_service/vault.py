@@ -41,11 +41,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from lockerlink.errors import (
     CloverError,
     ConfigError,
-    LockerlinkError,
     TokenUnavailable,
 )
 from lockerlink.keys import KeySpace
@@ -61,6 +61,7 @@ from token_service.pair_store import PairStore, Snapshot
 from token_service.refresh_lock import RefreshLock
 from token_service.refresh_schedule import RefreshSchedule
 from token_service.rotation_events import KafkaRotationPublisher, RotationPublisher
+from token_service.rotation_outbox import RotationOutbox
 
 __all__ = ["AccessToken", "Vault"]
 
@@ -110,6 +111,7 @@ class Vault:
         self._publisher = publisher or KafkaRotationPublisher(
             settings.kafka_bootstrap_servers
         )
+        self.events = RotationOutbox(redis, keyspace, self._publisher)
         self.alerts = alerts or ReauthAlerts()
         self._after_clover_answer = after_clover_answer
         self._clock = clock
@@ -135,6 +137,9 @@ class Vault:
         """
         snapshot = just_read or await self._current(merchant_id)
         now_ms = self._now_ms()
+        metrics.ACCESS_EXPIRY.mark(
+            merchant_id, snapshot.pair.access_expires_at_ms / 1000
+        )
         remaining_ms = snapshot.pair.access_expires_at_ms - now_ms
         if remaining_ms > max(min_validity_s * 1000, 0):
             return snapshot.access()
@@ -180,11 +185,12 @@ class Vault:
         await self.schedule.plan(merchant_id, pair.access_expires_at_ms)
         snapshot = Snapshot(merchant_id, pair, version, self.keys.current_id, 0)
         metrics.ROTATIONS.labels(RotationReason.CONNECT.value).inc()
+        metrics.ACCESS_EXPIRY.mark(merchant_id, pair.access_expires_at_ms / 1000)
         log.info(
             "merchant connected",
             extra={"merchant_id": merchant_id, "store_id": store_id},
         )
-        self._publish(merchant, snapshot, RotationReason.CONNECT)
+        await self._publish(merchant, snapshot, RotationReason.CONNECT)
         return snapshot.access()
 
     async def refresh_if_due(self, merchant_id: str) -> AccessToken | None:
@@ -223,8 +229,7 @@ class Vault:
 
     async def close(self) -> None:
         """Wait for pending events, then close Clover's session and the publisher."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.settle_events()
         await self.clover.close()
         await self._publisher.close()
 
@@ -362,6 +367,7 @@ class Vault:
             merchant_id, pair, version, self.keys.current_id, self._now_ms()
         )
         metrics.ROTATIONS.labels(reason.value).inc()
+        metrics.ACCESS_EXPIRY.mark(merchant_id, pair.access_expires_at_ms / 1000)
         log.info(
             "token rotated",
             extra={
@@ -372,7 +378,7 @@ class Vault:
             },
         )
         if merchant is not None:
-            self._publish(merchant, rotated, reason, MerchantState.CONNECTED)
+            await self._publish(merchant, rotated, reason, MerchantState.CONNECTED)
         return rotated
 
     async def _on_failure(
@@ -409,7 +415,7 @@ class Vault:
             },
         )
         if merchant is not None and previous is MerchantState.CONNECTED:
-            self._publish(
+            await self._publish(
                 merchant,
                 snapshot,
                 RotationReason.STATE_CHANGE,
@@ -423,7 +429,7 @@ class Vault:
         stores = merchant.store_ids if merchant else ()
         await self.alerts.raise_for(snapshot.merchant_id, stores, exc.message)
         if merchant is not None:
-            self._publish(
+            await self._publish(
                 merchant,
                 snapshot,
                 RotationReason.STATE_CHANGE,
@@ -452,7 +458,7 @@ class Vault:
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311
 
     # -- events ----------
-    def _publish(
+    async def _publish(
         self,
         merchant: Merchant,
         snapshot: Snapshot,
@@ -471,20 +477,21 @@ class Vault:
             reason=reason,
             at=datetime.fromtimestamp(self._clock(), UTC),
         )
-        # Published off the request path: callers wait for Redis, not for Kafka.
-        task = asyncio.create_task(self._send(event))
+        # Kept in Redis first, so a failed publish or a crash loses nothing; then
+        # published off the request path: callers wait for Redis, not for Kafka.
+        payload = await self.events.put(event)
+        task = asyncio.create_task(self._send(event, payload))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _send(self, event: TokenRotationEvent) -> None:
-        try:
-            await self._publisher.publish(event)
-        except LockerlinkError as exc:
-            metrics.EVENTS_LOST.inc()
-            log.warning(
-                "rotation event not published",
-                extra={"merchant_id": event.merchant_id, "error": exc.message},
-            )
+    async def _send(self, event: TokenRotationEvent, payload: bytes) -> None:
+        with contextlib.suppress(RedisError, OSError):  # the drain retries it
+            await self.events.publish(event, payload)
+
+    async def settle_events(self) -> None:
+        """Wait until this process's publishes in progress have finished."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- reading ----------
     async def _current(self, merchant_id: str) -> Snapshot:
