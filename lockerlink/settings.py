@@ -248,6 +248,13 @@ class Settings(BaseSettings):
         description="Kafka group session timeout of the stream worker; a member "
         "silent this long loses its partitions.",
     )
+    stream_send_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="How long the stream's producer tries one send before the "
+        "batch's unacknowledged outputs are sent again (after a pause).",
+    )
     stream_web_port: int | None = Field(
         None,
         ge=1,

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
 import redis.asyncio as aioredis
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from prometheus_client import Counter
 
 from lockerlink.alerts import Alerter, SmtpSender
@@ -23,6 +25,7 @@ from lockerlink.broker import ensure_topics
 from lockerlink.dead_letter_alert import DeadLetterAlert
 from lockerlink.errors import DependencyError
 from lockerlink.keys import KeySpace
+from lockerlink.logs import configure_logging
 from lockerlink.registry import Store, StoreRegistry, load_registry
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
@@ -41,6 +44,8 @@ BATCH_WITHIN_S = 0.2
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
 HEARTBEATS_PER_SESSION = 4
+# What a send to a broker that is away raises (Faust wraps the client's errors).
+_SEND_ERRORS = (KafkaError, ProducerSendError, OSError, asyncio.TimeoutError)
 
 RECORDS = Counter(
     "lockerlink_stream_records_total",
@@ -162,21 +167,86 @@ class StreamWorker:
             self._processor = None
 
     async def outputs_of(self, records: Sequence[RawRecord]) -> list[Output]:
-        """The batch's outputs, waiting out Redis or broker trouble."""
+        """The batch's outputs, waiting out Redis trouble.
+
+        Only the processing is tried again here: once the ledger has settled a
+        batch, processing it again would call its older versions stale.
+        """
+        return await _patiently(
+            "batch waits for a dependency",
+            lambda: self.processor().process(records),
+            len(records),
+        )
+
+    async def deliver(self, producer: Any, outputs: Sequence[Output]) -> None:
+        """Send ``outputs`` in order until the broker acknowledged every one.
+
+        After a failure the outputs from the first unacknowledged one on are sent
+        again, in order, after a growing pause: a store's events never overtake
+        each other (an output after the failure may arrive twice; consumers drop
+        repeats by event id). The caller commits the batch's offsets only after
+        this returns.
+        """
         delay_s = RETRY_FIRST_S
-        while True:
+        sent = 0
+        while sent < len(outputs):
             try:
-                outputs = await self.processor().process(records)
-                await self.topics.ensure(outputs)
-                return outputs
-            except DependencyError as exc:
-                log.warning(
-                    "batch waits for a dependency: %s",
-                    exc.message,
-                    extra={"topic": RAW_ORDERS, "records": len(records)},
-                )
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, RETRY_MAX_S)
+                await self.topics.ensure(outputs[sent:])
+                acknowledged, failure = await _send_in_order(producer, outputs[sent:])
+            except (*_SEND_ERRORS, DependencyError) as exc:
+                acknowledged, failure = 0, exc
+            sent += acknowledged
+            if failure is None:
+                continue
+            log.warning(
+                "send failed, %d of %d outputs acknowledged; sending the rest again: "
+                "%s: %s",
+                sent,
+                len(outputs),
+                type(failure).__name__,
+                failure,
+            )
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, RETRY_MAX_S)
+
+
+async def _send_in_order(
+    producer: Any, outputs: Sequence[Output]
+) -> tuple[int, BaseException | None]:
+    """Send all and wait for all: how many in a row were acknowledged, and why not
+    the next one (None when all were)."""
+    futures: list[Awaitable[Any]] = []
+    failure: BaseException | None = None
+    try:
+        for out in outputs:
+            futures.append(
+                await producer.send(out.topic, out.key, out.value, None, None, None)
+            )
+    except _SEND_ERRORS as exc:
+        failure = exc
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for index, result in enumerate(results):
+        if isinstance(result, BaseException):
+            return index, result
+    return len(results), failure
+
+
+async def _patiently(
+    what: str, attempt: Callable[[], Awaitable[list[Output]]], records: int
+) -> list[Output]:
+    delay_s = RETRY_FIRST_S
+    while True:
+        try:
+            return await attempt()
+        except DependencyError as exc:
+            log.warning(
+                "%s: %s",
+                what,
+                exc.message,
+                extra={"topic": RAW_ORDERS, "records": records},
+            )
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, RETRY_MAX_S)
 
 
 def make_app(
@@ -209,6 +279,7 @@ def make_app(
         processing_guarantee="at_least_once",
         producer_enable_idempotence=False,
         producer_acks=-1,
+        producer_request_timeout=settings.stream_send_timeout_s,
         web_enabled=web_port is not None,
         web_port=web_port or 6066,
         web_host="127.0.0.1",
@@ -245,7 +316,7 @@ def make_app(
                 on_batch()
             records = [raw_record(event) for event in events]
             outputs = await worker.outputs_of(records)
-            await _produce(app, outputs)
+            await worker.deliver(app.producer, outputs)
             RECORDS.inc(len(records))
             await worker.produced(outputs)
             if on_produced is not None:
@@ -263,15 +334,6 @@ def make_app(
     return app
 
 
-async def _produce(app: faust.App, outputs: Sequence[Output]) -> None:
-    """Send the outputs in order and wait until the broker acknowledged all."""
-    futures = [
-        await app.producer.send(out.topic, out.key, out.value, None, None, None)
-        for out in outputs
-    ]
-    await asyncio.gather(*futures)
-
-
 async def prepare_topics(settings: Settings) -> None:
     """The core topics must exist before the worker subscribes."""
     await ensure_topics(
@@ -283,6 +345,13 @@ def run_stream(settings: Settings) -> None:
     """Run the stream worker until SIGINT or SIGTERM."""
     init_sentry(settings, component="stream")
     asyncio.run(prepare_topics(settings))
+    configure_logging(settings.log_level, settings.log_format)
     app = make_app(settings, ops_port=settings.stream_ops_port)
-    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+    # Faust would replace the root logger's handlers with its own format; ours stay.
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
     worker.execute_from_commandline()
