@@ -669,6 +669,7 @@ async def run() -> Section:
         "Token service: HTTPS token reads, refresh stampede, refresh spread",
         ".venv/bin/python -m bench token_service",
     )
+    load_before = os.getloadavg()[0]
     with TemporaryDirectory() as tmp:
         stack = _Stack(Path(tmp))
         stack.redis.start()
@@ -695,5 +696,10 @@ async def run() -> Section:
         "Load generator, token service, Clover sandbox and Redis share the same "
         f"{os.cpu_count()} cores; throughput is client-bound as much as server-bound, "
         "so read the ratio."
+    )
+    section.notes.append(
+        f"Machine load average (1 min) {load_before:.1f} before the run and "
+        f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores shared with the "
+        "rest of the team: figures taken under that load."
     )
     return section
