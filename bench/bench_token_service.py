@@ -191,7 +191,10 @@ class _Stack:
         self.baseline_port = free_port()
         self.burst_baseline_port = free_port()
         self.files = ensure_dev_certificate(root / "data" / "tls", "127.0.0.1")
-        self.children: list[multiprocessing.Process] = []
+        # Fresh interpreters, as the token service is: a forked child would carry
+        # this process's heap, and its garbage collections, into the baselines.
+        self.processes = multiprocessing.get_context("spawn")
+        self.children: list[multiprocessing.process.BaseProcess] = []
 
     def env(self) -> dict[str, str]:
         return {
@@ -214,7 +217,7 @@ class _Stack:
         )
 
     def spawn(self, target: Callable[..., None], *args: object) -> None:
-        child = multiprocessing.Process(target=target, args=args, daemon=True)
+        child = self.processes.Process(target=target, args=args, daemon=True)
         child.start()
         self.children.append(child)
 
@@ -674,7 +677,7 @@ async def run() -> Section:
         stack = _Stack(Path(tmp))
         stack.redis.start()
         try:
-            ready = multiprocessing.Event()
+            ready = stack.processes.Event()
             stack.spawn(_serve_sandbox, stack.clover_port, ready)
             ready.wait(30)
 
