@@ -645,8 +645,18 @@ SESSION_FIGURES: list[dict[str, Any]] = []
 CHAOS_COMMAND = "make chaos"
 
 
+STANDARD_FIGURES = frozenset(
+    [
+        *Promise().figures(),
+        "scenario",
+        "time to recover s",
+        "drain after generator stop s",
+    ]
+)
+
+
 def chaos_section(
-    runs: list[dict[str, Any]], passed: bool, elapsed_s: float
+    runs: list[dict[str, Any]], failed: list[str], elapsed_s: float
 ) -> Section:
     """The BENCHMARKS.md section of one `make chaos` run."""
     section = Section(
@@ -657,31 +667,38 @@ def chaos_section(
     for figures in runs:
         letters = figures["dead letters"]
         why = ", ".join(f"{k} x{v}" for k, v in letters.items()) or "none"
+        extra = "".join(
+            f"; {k} {v}" for k, v in figures.items() if k not in STANDARD_FIGURES
+        )
         section.add(
             figures["scenario"],
             f"created {figures['orders created']}, writes {figures['order writes']}, "
             f"delivered {figures['delivered']}, duplicates at locker "
             f"{figures['duplicates at locker']} (redeliveries absorbed "
             f"{figures['redeliveries absorbed']}), missing {figures['missing']}, "
-            f"out-of-order {figures['out-of-order']}, dead letters {why}, "
+            f"out-of-order {figures['out-of-order']}, rejected by a locker "
+            f"{figures['rejected by a locker']}, dead letters {why}, "
             f"refresh calls {figures['refresh calls']}, reused refresh tokens "
-            f"{figures['reused refresh tokens']}",
+            f"{figures['reused refresh tokens']}{extra}",
             f"recovered {figures.get('time to recover s', '-')} s after the fault "
             f"ended; drained {figures.get('drain after generator stop s', '-')} s "
             "after the generator stopped",
         )
     section.notes += [
-        "Counts, not speeds: the third column is the time from the end of the "
-        "fault (and from pausing Clover's generator) until every locker held "
-        "every order at its latest version.",
+        "Counts, not speeds. The third column: from the end of the fault (and "
+        "from pausing Clover's generator) until the check found every locker "
+        "holding every order at its latest version; an upper bound, as it includes "
+        "the seconds each scenario lets orders flow after the fault.",
         "Duplicates at the locker: orders a locker created or cancelled more than "
         "once (exactly once in effect: must be 0, asserted). Redeliveries absorbed: "
         "events sent again that the locker's Idempotency-Key answered with the first "
         "answer, changing nothing (expected after a crash).",
-        f"Whole run {'passed' if passed else 'FAILED'}: {len(runs)} scenarios in "
-        f"{elapsed_s / 60:.1f} min (budget 15 min), load average "
+        f"Whole run {'FAILED' if failed else 'passed'}: {len(runs)} scenarios "
+        f"checked in {elapsed_s / 60:.1f} min (budget 15 min), load average "
         f"{os.getloadavg()[0]:.1f} at the end on 2 shared cores.",
     ]
+    if failed:
+        section.notes.append("Failed: " + ", ".join(failed) + ".")
     return section
 
 
