@@ -295,11 +295,13 @@ class ChaosStack:
     async def hold_clover_answer(
         self, endpoint: str, caller: str, timeout_s: float = 90
     ) -> None:
-        """Let Clover serve an ``endpoint`` request of ``caller`` but keep its answer.
+        """Let Clover serve an ``endpoint`` request of ``caller``, then hang.
 
-        Returns once such a request is held: Clover has acted, ``caller`` (a
-        service) has not heard yet; `clear_clover_faults` sends the answer. A held
-        request of another process is answered at once and the next one is held.
+        Returns once such a request hangs: Clover has acted, ``caller`` (a service)
+        has not heard yet; `clear_clover_faults` ends the hang with a 503, so the
+        answer is lost. A request of another process caught on the way gets that
+        503 at once (it lost an answer too, and must recover) and the next one is
+        held.
         """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -313,6 +315,7 @@ class ChaosStack:
         raise AssertionError(f"no {endpoint} request of {caller} in {timeout_s} s")
 
     async def _held_for(self, deadline: float) -> int:
+        """The port of the first request hanging in Clover, once there is one."""
         while time.monotonic() < deadline:
             in_flight = await self._json(f"{self.clover_admin}/faults")
             if in_flight["callers"]:
