@@ -51,7 +51,6 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lockerlink.errors import PortUnavailable
 from lockerlink.listen import start_site
 from schemas.locker_order import EventType, LockerOrderEvent
 
@@ -485,11 +484,7 @@ class LockerSandbox:
         runner = web.AppRunner(self.app.build(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-        try:
-            await start_site(site, "locker sandbox", self.host, self.port)
-        except PortUnavailable:
-            await runner.cleanup()
-            raise
+        await start_site(site, "locker sandbox", self.host, self.port, runner=runner)
         if self.port == 0:
             self.port = _bound_port(runner)
         self._runner = runner
