@@ -265,6 +265,16 @@ async def _wait_for_stop(
             loop.remove_signal_handler(sig)
 
 
+def _ops_line(settings: Settings) -> str:
+    """Where each service's /healthz, /readyz and /metrics are."""
+    host = settings.ops_host
+    return (
+        f"ops     /metrics, /healthz, /readyz: poller http://{host}:"
+        f"{settings.poller_ops_port}, stream :{settings.stream_ops_port}, delivery "
+        f":{settings.delivery_ops_port}, token service {settings.token_service_url}"
+    )
+
+
 def run_dev_up(
     settings: Settings, services: list[Service] | None = None, demo: bool = False
 ) -> int:
@@ -291,6 +301,7 @@ def run_dev_up(
                 f"status  http://{settings.status_page_host}:"
                 f"{settings.status_page_port}/ (password: the admin credential)"
             )
+            stack.say(_ops_line(settings))
             stack.say("ready   press Ctrl-C to stop")
             reason, clean = asyncio.run(_wait_for_stop(stack, side_work))
             stack.say(f"stopping ({reason})")

@@ -105,6 +105,10 @@ class KeySpace:
     def alert_state(self, alert_key: str) -> str:
         return self._key("alert", alert_key)
 
+    def alert_last_seen(self, alert_key: str) -> str:
+        """When any process last saw the alert's condition (epoch ms)."""
+        return self._key("alert-seen", alert_key)
+
     # stream
     def store_override(self, merchant_id: str) -> str:
         return self._key("registry", "merchant", merchant_id)

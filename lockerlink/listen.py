@@ -9,11 +9,24 @@ from aiohttp import web
 from lockerlink.errors import PortUnavailable
 
 
-async def start_site(site: web.TCPSite, what: str, host: str, port: int) -> None:
-    """``site.start()``; `PortUnavailable` naming ``what`` when it cannot bind."""
+async def start_site(
+    site: web.TCPSite,
+    what: str,
+    host: str,
+    port: int,
+    *,
+    runner: web.AppRunner | None = None,
+) -> None:
+    """``site.start()``; `PortUnavailable` naming ``what`` when it cannot bind.
+
+    Given the site's ``runner``, a failure cleans it up, for callers that would
+    otherwise leave it set up behind them.
+    """
     try:
         await site.start()
     except OSError as exc:
+        if runner is not None:
+            await runner.cleanup()
         reason = (
             "the address is already in use"
             if exc.errno == errno.EADDRINUSE

@@ -22,8 +22,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool
 
-from lockerlink.broker import make_producer
-from lockerlink.errors import PortUnavailable
+from lockerlink.broker import make_producer, start_client
 from lockerlink.keys import KeySpace
 from lockerlink.listen import start_site
 from lockerlink.ops_http import OpsServer
@@ -122,7 +121,7 @@ class PollerProcess:
         # a thousand polls, or the leases would expire under a busy process.
         self._lease_redis = aioredis.Redis.from_url(settings.redis_url)
         self.producer = make_producer(settings.kafka_bootstrap_servers)
-        await self.producer.start()
+        await start_client(self.producer, settings.kafka_bootstrap_servers)
         self.session = aiohttp.ClientSession()
         self._build()
         self._task = asyncio.create_task(self.service.run())
@@ -212,11 +211,7 @@ class PollerProcess:
         host = self.settings.poller_webhook_host
         port = self.settings.poller_webhook_port
         site = web.TCPSite(runner, host, port)
-        try:
-            await start_site(site, "poller webhook endpoint", host, port)
-        except PortUnavailable:
-            await runner.cleanup()
-            raise
+        await start_site(site, "poller webhook endpoint", host, port, runner=runner)
         self._runner = runner
         port = runner.addresses[0][1]
         self.webhook_url = f"http://{host}:{port}{WEBHOOK_PATH}"

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lockerlink.errors import PortUnavailable
 from lockerlink.listen import start_site
 from sandbox.clover_admin import ADMIN_PREFIX, AdminApi
 from sandbox.clover_calls import MERCHANT_KEY, OUTCOME_KEY, CallLog
@@ -111,11 +110,7 @@ class CloverSandbox:
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        try:
-            await start_site(site, "Clover sandbox", host, port)
-        except PortUnavailable:
-            await runner.cleanup()
-            raise
+        await start_site(site, "Clover sandbox", host, port, runner=runner)
         self._runner = runner
         bound_port = runner.addresses[0][1]
         self.base_url = f"http://{host}:{bound_port}"

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
 
 from sandbox.clover_calls import CallLog
 from sandbox.clover_faults import CloverFaults, FaultSpec
@@ -19,6 +26,21 @@ from sandbox.clover_tokens import TokenAuthority, TokenPair
 from sandbox.order_generator import OrderGenerator
 
 ADMIN_PREFIX = "/_sandbox"
+
+
+class GeneratorChange(BaseModel):
+    """What a PUT to the generator changes; absent parts stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paused: StrictBool | None = None
+    orders_per_s: float | None = Field(None, gt=0, le=1000)
+
+    @model_validator(mode="after")
+    def _something(self) -> GeneratorChange:
+        if self.paused is None and self.orders_per_s is None:
+            raise ValueError("nothing to change")
+        return self
 
 
 class AdminApi:
@@ -52,6 +74,7 @@ class AdminApi:
         faults = f"{ADMIN_PREFIX}/faults"
         router.add_put(faults, self.add_faults, name="admin.add_faults")
         router.add_delete(faults, self.clear_faults, name="admin.clear_faults")
+        router.add_get(faults, self.in_flight, name="admin.faults")
         router.add_get(f"{ADMIN_PREFIX}/orders", self.versions, name="admin.orders")
         router.add_put(
             f"{ADMIN_PREFIX}/generator", self.set_generator, name="admin.generator"
@@ -88,6 +111,11 @@ class AdminApi:
         self._faults.clear()
         return web.json_response({"cleared": True})
 
+    async def in_flight(self, request: web.Request) -> web.Response:
+        """Requests hanging now, each caller named by its address and port."""
+        callers = [list(caller) for caller in self._faults.hanging_callers]
+        return web.json_response({"hanging": len(callers), "callers": callers})
+
     async def calls(self, request: web.Request) -> web.Response:
         rows = [
             {
@@ -101,22 +129,30 @@ class AdminApi:
         return web.json_response({"elements": rows})
 
     async def set_generator(self, request: web.Request) -> web.Response:
-        """Pause or resume the order generator: ``{"paused": true|false}``."""
+        """Pause, resume or re-pace the order generator.
+
+        ``{"paused": true|false}``, ``{"orders_per_s": N}`` (per merchant) or both.
+        """
         try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        paused = body.get("paused") if isinstance(body, dict) else None
-        if not isinstance(paused, bool):
+            change = GeneratorChange.model_validate_json(await request.read())
+        except ValidationError:
             raise Rejection(
-                'Send {"paused": true} or {"paused": false}',
+                'Send {"paused": true|false} and/or {"orders_per_s": N}',
                 status=400,
                 outcome="bad_request",
-            )
+            ) from None
         if self._generator is None:
             raise Rejection("No order generator", status=404, outcome="not_found")
-        self._generator.paused = paused
-        return web.json_response({"paused": paused})
+        if change.paused is not None:
+            self._generator.paused = change.paused
+        if change.orders_per_s is not None:
+            self._generator.config.orders_per_s = change.orders_per_s
+        return web.json_response(
+            {
+                "paused": self._generator.paused,
+                "orders_per_s": self._generator.config.orders_per_s,
+            }
+        )
 
     async def versions(self, request: web.Request) -> web.Response:
         rows = [

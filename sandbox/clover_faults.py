@@ -4,9 +4,11 @@ Outage windows (an error status, a connection reset, or a request that hangs unt
 the faults are cleared), either before the request is served or after it was
 (``after_serving``: Clover did the work, say rotated a refresh token, and the answer
 is lost on the way back), added latency, 429 storms, refusing every access token,
-and revoking a merchant. Windows end after ``duration_s`` on the sandbox clock or
-after hitting ``requests`` requests, whichever comes first; neither means until
-``clear()``.
+expiring every access token now (ahead of its stated expiration), and revoking a
+merchant. Windows end after ``duration_s`` on the sandbox clock or after hitting
+``requests`` requests, whichever comes first; neither means until ``clear()``.
+``hanging_callers`` names each hanging request's caller (address, port), so a test
+can tell which process waits, say to kill it between Clover's work and its answer.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class CloverFaults:
         self._tokens = tokens
         self._clock = clock
         self._state = _State()
-        self.hanging = 0
+        self.hanging_callers: list[tuple[str, int]] = []
 
     # -- injecting ------------------------------------------------------------------
     def outage(
@@ -129,9 +131,18 @@ class CloverFaults:
         """Answer 401 to every access token, valid or not."""
         self._tokens.reject_all_access = reject
 
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far expires now; new ones live normally."""
+        self._tokens.expire_all_access()
+
     def revoke(self, merchant_id: str) -> None:
         """Revoke a merchant's authorization, as an uninstall does."""
         self._tokens.uninstall(merchant_id)
+
+    @property
+    def hanging(self) -> int:
+        """How many requests hang now."""
+        return len(self.hanging_callers)
 
     def clear(self) -> None:
         """End every fault; hanging requests get their answer now."""
@@ -191,11 +202,12 @@ class CloverFaults:
         self, request: web.Request, outage: Outage, released: asyncio.Event
     ) -> None:
         if outage.kind == "hang":
-            self.hanging += 1
+            caller = _caller(request)
+            self.hanging_callers.append(caller)
             try:
                 await released.wait()
             finally:
-                self.hanging -= 1
+                self.hanging_callers.remove(caller)
         elif outage.kind == "reset":
             _reset(request)
         raise Rejection(
@@ -203,6 +215,13 @@ class CloverFaults:
             status=outage.status,
             outcome="fault",
         )
+
+
+def _caller(request: web.Request) -> tuple[str, int]:
+    """The address and port a request came from."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport else None
+    return (str(peer[0]), int(peer[1])) if peer else ("", 0)
 
 
 def _reset(request: web.Request) -> None:
@@ -252,6 +271,7 @@ class FaultSpec(BaseModel):
     storm: StormSpec | None = None
     latency_s: float | None = Field(None, ge=0)
     reject_access_tokens: bool | None = None
+    expire_access_tokens: bool = False
     revoke: list[str] = Field(default_factory=list)
 
     def apply(self, faults: CloverFaults) -> None:
@@ -263,5 +283,7 @@ class FaultSpec(BaseModel):
             faults.latency(self.latency_s)
         if self.reject_access_tokens is not None:
             faults.reject_access_tokens(self.reject_access_tokens)
+        if self.expire_access_tokens:
+            faults.expire_access_tokens()
         for merchant_id in self.revoke:
             faults.revoke(merchant_id)

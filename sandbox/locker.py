@@ -17,20 +17,29 @@ The locker API it serves (the one lockerlink's delivery speaks):
   ``401`` for a missing or wrong bearer credential when one is configured.
 
 Introspection and faults for tests, under ``/_sandbox/`` (same credential):
-``GET /_sandbox/received`` (every event in arrival order, counts), ``GET`` and
+``GET /_sandbox/received`` (every event in arrival order, the events a fault
+rejected, counts), ``GET`` and
 ``PUT /_sandbox/faults`` (see `LockerFaults`), ``POST /_sandbox/reset``.
 
 Faults: ``down`` (``"503"`` answers every order request with 503; connection refused
 is `LockerSandbox.stop` followed by `LockerSandbox.start` on the same port),
 ``latency_s`` (slow), ``error_status`` (every order request gets that 5xx),
-``fail_probability`` (intermittent 503, from a seeded random generator) and
-``reject_order_ids`` (a permanent 4xx for the listed orders). An answer forced by a
-fault is not a delivery: the locker records nothing for it.
+``fail_probability`` (intermittent 503, from a seeded random generator),
+``reject_order_ids`` (a permanent 4xx for the listed orders) and ``reject_share``
+(``reject_status`` for a share of all orders, chosen by a hash of the order id and
+``seed``, so every event of a chosen order is refused). An answer forced by a fault is
+not a delivery: the locker records nothing for it beyond counting it; a rejection is
+also listed under ``rejected``.
+
+Counts tell apart ``duplicates`` (repeats of a held Idempotency-Key, absorbed: the
+first answer again) from ``applied_more_than_once`` (an order the locker created
+or cancelled a second time; exactly once in effect means 0).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -42,7 +51,6 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lockerlink.errors import PortUnavailable
 from lockerlink.listen import start_site
 from schemas.locker_order import EventType, LockerOrderEvent
 
@@ -72,6 +80,21 @@ class LockerFaults(BaseModel):
         default_factory=dict,
         description="order id -> 4xx status answered to every event of that order.",
     )
+    reject_share: float = Field(
+        0.0, ge=0, le=1, description="Share of orders whose every event is refused."
+    )
+    reject_status: int = Field(
+        422, ge=400, le=499, description="The status answered to those orders."
+    )
+
+    def rejection(self, order_id: str) -> int | None:
+        """The 4xx this locker answers every event of ``order_id`` with, if any."""
+        listed = self.reject_order_ids.get(order_id)
+        if listed is not None or not self.reject_share:
+            return listed
+        digest = hashlib.sha256(f"{self.seed}\x1f{order_id}".encode()).digest()
+        drawn = int.from_bytes(digest[:8], "big") / 2**64
+        return self.reject_status if drawn < self.reject_share else None
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,16 @@ class Received:
     platform: str | None = None
     customer: str | None = None
     pin: str = ""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One order request a fault refused for good."""
+
+    event_id: str
+    order_id: str
+    order_version: int
+    status: int
 
 
 @dataclass
@@ -114,6 +147,7 @@ class LockerState:
     orders: dict[str, HeldOrder] = field(default_factory=dict)
     answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
     faults_served: int = 0
     malformed: int = 0
 
@@ -135,11 +169,31 @@ class LockerState:
             "held": len(self.orders),
             "active": sum(o.status == "active" for o in self.orders.values()),
             "duplicates": by_outcome.get("duplicate", 0),
+            "applied_more_than_once": self.applied_more_than_once(),
+            "rejected": len(self.rejected),
             "out_of_order": by_outcome.get("stale", 0),
             "faults_served": self.faults_served,
             "malformed": self.malformed,
             **{f"outcome_{k}": v for k, v in sorted(by_outcome.items())},
         }
+
+    def applied_more_than_once(self) -> int:
+        """Orders created again or cancelled again: a change applied twice.
+
+        A version the locker holds already is ``stale``, whatever its key, so an
+        order can only be applied twice by coming back after its cancellation or by
+        a second cancellation.
+        """
+        created: set[str] = set()
+        cancelled: set[str] = set()
+        again = 0
+        for item in self.received:
+            seen = {"created": created, "cancelled": cancelled}.get(item.outcome)
+            if seen is None:
+                continue
+            again += item.order_id in seen
+            seen.add(item.order_id)
+        return again
 
     def accepted_event_ids(self) -> list[str]:
         """Event ids in the order they were first accepted, without duplicates."""
@@ -149,6 +203,7 @@ class LockerState:
         self.orders.clear()
         self.answers.clear()
         self.received.clear()
+        self.rejected.clear()
         self.faults_served = 0
         self.malformed = 0
 
@@ -220,9 +275,14 @@ class LockerApp:
         parsed = await self._parse(request, key)
         if isinstance(parsed, web.Response):
             return parsed
-        rejected = self.faults.reject_order_ids.get(parsed.order_id)
+        rejected = self.faults.rejection(parsed.order_id)
         if rejected is not None:
             self.state.faults_served += 1
+            self.state.rejected.append(
+                Rejected(
+                    parsed.event_id, parsed.order_id, parsed.order_version, rejected
+                )
+            )
             return _error(rejected, "order_rejected", f"order {parsed.order_id}")
         async with self._lock:
             return self._apply_once(key, parsed)
@@ -347,6 +407,7 @@ class LockerApp:
             {
                 "counts": self.state.counts(),
                 "received": [asdict(r) for r in self.state.received],
+                "rejected": [asdict(r) for r in self.state.rejected],
             }
         )
 
@@ -423,11 +484,7 @@ class LockerSandbox:
         runner = web.AppRunner(self.app.build(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-        try:
-            await start_site(site, "locker sandbox", self.host, self.port)
-        except PortUnavailable:
-            await runner.cleanup()
-            raise
+        await start_site(site, "locker sandbox", self.host, self.port, runner=runner)
         if self.port == 0:
             self.port = _bound_port(runner)
         self._runner = runner

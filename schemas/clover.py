@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar, get_args, get_origin
+from types import GenericAlias
+from typing import TYPE_CHECKING, Annotated, Any, Union, cast
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    TypeAdapter,
     ValidationInfo,
-    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -139,130 +145,194 @@ def _object(value: Any, field: str, sink: Sink) -> dict[str, Any] | None:
     return None
 
 
-def _coercer_for(annotation: Any) -> Coercer:
-    """The coercer a field's declared type calls for."""
-    kinds = set(get_args(annotation)) or {annotation}
-    if get_origin(annotation) is list:
-        return _elements
-    if str in kinds:
-        return _text
-    if bool in kinds:
-        return _boolean
-    if int in kinds:
-        return _integer
-    return _object
+def _sink(info: ValidationInfo) -> Sink:
+    context = info.context
+    return context.get(_COERCIONS) if isinstance(context, dict) else None
+
+
+def _odd(coerce: Coercer) -> Any:
+    """A union branch handing a value the fast branches refused to ``coerce``."""
+
+    def read(value: Any, info: ValidationInfo) -> Any:
+        return coerce(value, info.field_name or "?", _sink(info))
+
+    return Annotated[Any, PlainValidator(read)]
+
+
+def _union(*branches: Any) -> Any:
+    """A field type whose branches are tried left to right."""
+    return Annotated[Union[branches], Field(union_mode="left_to_right")]  # noqa: UP007
+
+
+def _lenient(*fast: Any, odd: Any) -> Any:
+    """A field type: the fast (pydantic-core) branches, null, then ``odd``.
+
+    So a clean value never leaves pydantic-core, and only an odd one costs a Python
+    call (which may note a coercion).
+    """
+    return _union(*fast, type(None), odd)
+
+
+# Text needing no trimming: printable ASCII at both ends. Anything else (trailing
+# spaces, blank, non-ASCII ends, numbers) goes to `_text`, which trims in Python.
+_CLEAN_TEXT = Annotated[StrictStr, StringConstraints(pattern=r"^[!-~](?s:.*[!-~])?$")]
+
+
+def _one(model: type[BaseModel]) -> Any:
+    """A nested object field: the object, or what `_object` makes of the value."""
+
+    def read(value: Any, info: ValidationInfo) -> Any:
+        found = _object(value, info.field_name or "?", _sink(info))
+        return (
+            None if found is None else model.model_validate(found, context=info.context)
+        )
+
+    return _lenient(model, odd=Annotated[Any, PlainValidator(read)])
+
+
+def _many(model: type[BaseModel]) -> Any:
+    """A Clover list field: `_elements` finds the objects, pydantic-core reads them.
+
+    One Python call per list, never a union: a branch that failed half way through
+    a list would have noted its elements' coercions once already.
+    """
+    objects: TypeAdapter[list[Any]] = TypeAdapter(
+        cast(Any, GenericAlias(list, (model,)))
+    )
+    check = objects.validator.validate_python
+
+    def read(value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return []
+        found = _elements(value, info.field_name or "?", _sink(info))
+        return check(found, context=info.context) if found else found
+
+    return Annotated[Any, PlainValidator(read)]
+
+
+if TYPE_CHECKING:
+    Text = str | None
+    Integer = int | None
+    Boolean = bool | None
+else:
+    Text = _lenient(_CLEAN_TEXT, odd=_odd(_text))
+    Integer = _lenient(StrictInt, odd=_odd(_integer))
+    Boolean = _lenient(StrictBool, odd=_odd(_boolean))
 
 
 class _Lenient(BaseModel):
     """Reads a Clover object field by field, never failing on one odd field.
 
-    Each model runs one Python pass over its raw fields (coercing by declared type
-    and noting what changed); pydantic then checks the already clean values.
+    Every field's type is a left-to-right union (see `_lenient`): clean values are
+    checked by pydantic-core alone; an odd one goes to the field's Python coercer,
+    which converts or drops it and notes what it did. Notes come in field order,
+    nested objects depth first.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel)
-
-    _coercers: ClassVar[tuple[tuple[str, str, Coercer], ...]] = ()
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        cls._coercers = tuple(
-            (field.alias or name, name, _coercer_for(field.annotation))
-            for name, field in cls.model_fields.items()
-            if name != _COERCIONS
-        )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lenient(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, dict):
-            return data
-        context = info.context
-        sink = context.get(_COERCIONS) if isinstance(context, dict) else None
-        clean: dict[str, Any] = {}
-        for key, field, coerce in cls._coercers:
-            value = data.get(key)
-            if value is not None:
-                clean[key] = coerce(value, field, sink)
-        return clean
 
 
 class CloverReference(_Lenient):
     """A reference to another Clover object (``{"id": ...}``)."""
 
-    id: str | None = None
+    id: Text = None
 
 
 class CloverModification(_Lenient):
     """A modifier applied to a line item ("extra cheese")."""
 
-    name: str | None = None
-    alternate_name: str | None = None
-    amount: int | None = Field(None, description="Cents, for one unit.")
+    name: Text = None
+    alternate_name: Text = None
+    amount: Integer = Field(None, description="Cents, for one unit.")
+
+
+if TYPE_CHECKING:
+    Modifications = list[CloverModification]
+    Reference = CloverReference | None
+else:
+    Modifications = _many(CloverModification)
+    Reference = _one(CloverReference)
 
 
 class CloverLineItem(_Lenient):
     """One line of an order; quantity shows as repeated lines unless weighed."""
 
-    name: str | None = None
-    alternate_name: str | None = None
-    price: int | None = Field(None, description="Cents per unit.")
-    unit_qty: int | None = Field(None, description="Quantity x 1000, weighed items.")
-    unit_name: str | None = None
-    note: str | None = None
-    refunded: bool | None = None
-    exchanged: bool | None = None
-    modifications: list[CloverModification] = Field(default_factory=list)
+    name: Text = None
+    alternate_name: Text = None
+    price: Integer = Field(None, description="Cents per unit.")
+    unit_qty: Integer = Field(None, description="Quantity x 1000, weighed items.")
+    unit_name: Text = None
+    note: Text = None
+    refunded: Boolean = None
+    exchanged: Boolean = None
+    modifications: Modifications = Field(default_factory=list)
 
 
 class CloverOrderType(_Lenient):
     """An order type; only ``id`` unless the order was fetched with the expansion."""
 
-    id: str | None = None
-    label: str | None = None
-    label_key: str | None = None
-    system_order_type_id: str | None = None
+    id: Text = None
+    label: Text = None
+    label_key: Text = None
+    system_order_type_id: Text = None
 
 
 class CloverPhoneNumber(_Lenient):
-    phone_number: str | None = None
+    phone_number: Text = None
 
 
 class CloverEmailAddress(_Lenient):
-    email_address: str | None = None
+    email_address: Text = None
+
+
+if TYPE_CHECKING:
+    PhoneNumbers = list[CloverPhoneNumber]
+    EmailAddresses = list[CloverEmailAddress]
+else:
+    PhoneNumbers = _many(CloverPhoneNumber)
+    EmailAddresses = _many(CloverEmailAddress)
 
 
 class CloverCustomer(_Lenient):
     """A customer record; the order's own copy may hold only the id."""
 
-    first_name: str | None = None
-    last_name: str | None = None
-    phone_numbers: list[CloverPhoneNumber] = Field(default_factory=list)
-    email_addresses: list[CloverEmailAddress] = Field(default_factory=list)
+    first_name: Text = None
+    last_name: Text = None
+    phone_numbers: PhoneNumbers = Field(default_factory=list)
+    email_addresses: EmailAddresses = Field(default_factory=list)
+
+
+if TYPE_CHECKING:
+    OrderType = CloverOrderType | None
+    Customers = list[CloverCustomer]
+    LineItems = list[CloverLineItem]
+else:
+    OrderType = _one(CloverOrderType)
+    Customers = _many(CloverCustomer)
+    LineItems = _many(CloverLineItem)
 
 
 class CloverOrder(_Lenient):
     """A Clover order as fetched, plus the list of what had to be coerced."""
 
-    id: str | None = None
-    merchant: CloverReference | None = None
-    merchant_id: str | None = None
-    currency: str | None = None
-    total: int | None = Field(None, description="Cents.")
-    title: str | None = None
-    note: str | None = None
-    external_reference_id: str | None = None
-    state: str | None = None
-    payment_state: str | None = None
-    created_time: int | None = None
-    client_created_time: int | None = None
-    modified_time: int | None = None
-    deleted: bool | None = None
-    voided: bool | None = None
-    order_type: CloverOrderType | None = None
-    customers: list[CloverCustomer] = Field(default_factory=list)
-    line_items: list[CloverLineItem] = Field(default_factory=list)
+    id: Text = None
+    merchant: Reference = None
+    merchant_id: Text = None
+    currency: Text = None
+    total: Integer = Field(None, description="Cents.")
+    title: Text = None
+    note: Text = None
+    external_reference_id: Text = None
+    state: Text = None
+    payment_state: Text = None
+    created_time: Integer = None
+    client_created_time: Integer = None
+    modified_time: Integer = None
+    deleted: Boolean = None
+    voided: Boolean = None
+    order_type: OrderType = None
+    customers: Customers = Field(default_factory=list)
+    line_items: LineItems = Field(default_factory=list)
     coercions: tuple[str, ...] = Field(default=(), exclude=True)
 
     @classmethod
@@ -272,9 +342,11 @@ class CloverOrder(_Lenient):
             raise NotAnOrder(f"expected a JSON object, got {type(data).__name__}")
         sink: list[str] = []
         order = cls.model_validate(data, context={_COERCIONS: sink})
-        if not sink:
-            return order
-        return order.model_copy(update={"coercions": tuple(sink)})
+        if sink:
+            # The order was made a moment ago and nothing else holds it yet.
+            order.__dict__[_COERCIONS] = tuple(sink)
+            order.__pydantic_fields_set__.add(_COERCIONS)
+        return order
 
     def owner_id(self) -> str | None:
         """The merchant id the order names, if it names one."""

@@ -15,18 +15,18 @@ _UNNAMED = "Item"
 _THOUSANDTHS = 1000
 
 
-def _modifier_names(line: CloverLineItem) -> tuple[str, ...]:
-    return tuple(
-        name
-        for name in (m.name or m.alternate_name for m in line.modifications)
-        if name
-    )
-
-
-def _unit_price_cents(line: CloverLineItem) -> int:
-    """The line's price plus its modifiers' amounts: what one unit costs."""
-    extras = sum(m.amount or 0 for m in line.modifications)
-    return (line.price or 0) + extras
+def _modifiers(line: CloverLineItem) -> tuple[tuple[str, ...], int]:
+    """The modifiers' names and the cents they add to one unit."""
+    if not line.modifications:
+        return (), 0
+    names: list[str] = []
+    extras = 0
+    for modifier in line.modifications:
+        name = modifier.name or modifier.alternate_name
+        if name:
+            names.append(name)
+        extras += modifier.amount or 0
+    return tuple(names), extras
 
 
 def _weighed(line: CloverLineItem) -> tuple[float, str] | None:
@@ -57,13 +57,15 @@ def order_items(lines: list[CloverLineItem]) -> list[ItemFields]:
     for line in lines:
         if line.refunded or line.exchanged:
             continue
+        modifiers, extras = _modifiers(line)
         item: ItemFields = {
             "name": line.name or line.alternate_name or _UNNAMED,
             "quantity": 1,
             "unit": None,
-            "modifiers": _modifier_names(line),
+            "modifiers": modifiers,
             "note": line.note,
-            "price_cents": _unit_price_cents(line),
+            # What one unit costs: the line's price plus its modifiers' amounts.
+            "price_cents": (line.price or 0) + extras,
         }
         weighed = _weighed(line)
         if weighed is not None:

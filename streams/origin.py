@@ -30,6 +30,7 @@ _UUID = re.compile(
 )
 _CODE = re.compile(r"^[A-Za-z0-9]{3,12}$")
 _REFERENCE_PART = re.compile(r"[A-Za-z0-9]+")
+_NOT_DIGIT = re.compile(r"[^0-9]+")
 _UBER_CODE_LENGTH = 5
 # A clock time: "18:37", "6.30 pm", "6:30PM", "7 pm".
 _CLOCK = re.compile(
@@ -87,7 +88,14 @@ def platform_code(reference: str | None) -> str | None:
 def _order_type_clue(order_type: CloverOrderType | None) -> _Clue:
     if order_type is None:
         return _Clue()
-    texts = (order_type.label, order_type.label_key, order_type.system_order_type_id)
+    return _order_type_texts_clue(
+        order_type.label, order_type.label_key, order_type.system_order_type_id
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _order_type_texts_clue(*texts: str | None) -> _Clue:
+    # A merchant has a handful of order types, so their clues repeat.
     for text in texts:
         platform = platform_in(text)
         if platform is not None:
@@ -162,6 +170,12 @@ def _line_facts(line: str) -> _LineFacts:
     )
 
 
+@functools.lru_cache(maxsize=8192)
+def _line_name(line: str) -> str | None:
+    """The name a note's first line spells ("Joe Martin"), if it is one."""
+    return name_from_words(typed_words(line))
+
+
 def _note_clue(note: str | None) -> _Clue:
     if not note:
         return _Clue()
@@ -173,7 +187,7 @@ def _note_clue(note: str | None) -> _Clue:
     clock = next((f.clock for f in facts if f.clock), None)
     name = next((f.labelled for f in facts if f.labelled), None)
     if name is None and delivery and facts and facts[0].platform is None:
-        name = name_from_words(typed_words(lines[0]))
+        name = _line_name(lines[0])
     return _Clue(platform, delivery, code, name, clock)
 
 
@@ -197,12 +211,19 @@ def _title_clue(title: str | None) -> _Clue:
     )
 
 
+def _digits(text: str) -> str:
+    """The digits of ``text`` (any script's, as `str.isdigit` sees them)."""
+    if text.isascii():
+        return _NOT_DIGIT.sub("", text)
+    return "".join(ch for ch in text if ch.isdigit())
+
+
 def _customer_clue(customers: list[CloverCustomer]) -> tuple[_Clue, str | None]:
     """What the customer records say, and the first phone number's digits."""
     phone: str | None = None
     for customer in customers:
         for number in customer.phone_numbers:
-            digits = "".join(ch for ch in number.phone_number or "" if ch.isdigit())
+            digits = _digits(number.phone_number or "")
             if digits and phone is None:
                 phone = digits
     for customer in customers:
@@ -224,17 +245,23 @@ def find_origin(order: CloverOrder) -> Origin:
     by_type = _order_type_clue(order.order_type)
     by_reference = _reference_clue(order.external_reference_id)
     by_note = _note_clue(order.note)
-    by_title = _title_clue(order.title)
     by_customer, phone = _customer_clue(order.customers)
-    clues = (by_type, by_reference, by_note, by_title, by_customer)
+    settled = (by_type, by_reference, by_note)
+    platform = next((c.platform for c in settled if c.platform is not None), None)
+    name = by_customer.name or by_note.name
+    code = by_reference.code or by_note.code
+    # The title is read only when the clues above leave something open.
+    known = platform is not None and name is not None and code is not None
+    by_title = _Clue() if known else _title_clue(order.title)
+    clues = (*settled, by_title, by_customer)
 
     platform = next((c.platform for c in clues if c.platform is not None), None)
     delivery = platform is not None or any(c.delivery for c in clues)
-    name = by_customer.name or by_note.name or by_title.name
+    name = name or by_title.name
     clock = by_note.clock
     if not delivery:
         return Origin(Channel.IN_STORE, None, None, name, phone, clock)
-    code = by_reference.code or by_note.code or by_title.code
+    code = code or by_title.code
     return Origin(
         Channel.DELIVERY, platform or Platform.OTHER, code, name, phone, clock
     )

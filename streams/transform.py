@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from lockerlink.errors import InputError
@@ -99,12 +100,24 @@ class Drafted:
     pin_plan: PinPlan
 
 
+def _loads(value: bytes) -> Any:
+    """JSON by orjson, or by the standard library where orjson is stricter.
+
+    orjson refuses a few things `json` reads (integers over 64 bits, NaN, UTF-16
+    text, lone surrogates); those records keep the meaning they always had.
+    """
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return json.loads(value)
+
+
 def read_record(value: bytes | None) -> CloverOrder | DeleteMarker:
     """The raw record's value as an order or a delete marker."""
     if value is None:
         raise InputError("record has no value", reason=Reason.NOT_AN_ORDER)
     try:
-        data = json.loads(value)
+        data = _loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(
             f"value is not JSON: {exc}", reason=Reason.INVALID_JSON

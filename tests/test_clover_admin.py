@@ -58,7 +58,7 @@ async def test_paused_generator_writes_nothing_until_resumed(
         async with http.put(generator, json={"paused": "yes"}) as wrong:
             assert wrong.status == 400
         async with http.put(generator, json={"paused": True}) as paused:
-            assert (await paused.json()) == {"paused": True}
+            assert (await paused.json())["paused"] is True
         # One generator tick may have been mid-write when the pause arrived.
         await asyncio.sleep(0.1)
         written = asyncio.Event()
@@ -68,3 +68,22 @@ async def test_paused_generator_writes_nothing_until_resumed(
         async with http.put(generator, json={"paused": False}) as resumed:
             assert resumed.status == 200
         await written.wait()
+
+
+async def test_generator_pace_changes_without_a_restart(
+    clover_sandbox_factory: SandboxFactory,
+) -> None:
+    config = CloverConfig(
+        merchant_ids=("GENPACEMERCH1",),
+        generator=GeneratorConfig(orders_per_s=1.0, tick_s=0.02),
+    )
+    sandbox = await clover_sandbox_factory(config)
+    generator = f"{sandbox.base_url}/_sandbox/generator"
+    async with aiohttp.ClientSession() as http:
+        async with http.put(generator, json={"orders_per_s": 0}) as wrong:
+            assert wrong.status == 400
+        async with http.put(generator, json={}) as empty:
+            assert empty.status == 400
+        async with http.put(generator, json={"orders_per_s": 50.0}) as faster:
+            assert await faster.json() == {"paused": False, "orders_per_s": 50.0}
+    assert sandbox.generator.config.orders_per_s == 50.0

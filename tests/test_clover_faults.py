@@ -77,6 +77,29 @@ async def test_hanging_requests_wait_until_faults_are_cleared(
         assert await client.status() == 200
 
 
+async def test_hanging_callers_are_named_over_http(
+    clover_sandbox: CloverSandbox,
+) -> None:
+    pair = clover_sandbox.connect_merchant(clover_sandbox.merchant_ids[0])
+    clover_sandbox.faults.outage(
+        "hang", requests=1, endpoints=["refresh"], after_serving=True
+    )
+    faults_url = f"{clover_sandbox.base_url}/_sandbox/faults"
+    async with aiohttp.ClientSession() as http:
+        held = asyncio.create_task(
+            _refresh_status(http, clover_sandbox, pair["refresh_token"])
+        )
+        while clover_sandbox.faults.hanging < 1:  # noqa: ASYNC110 - no event to await
+            await asyncio.sleep(0.005)
+        async with http.get(faults_url) as in_flight:
+            report = await in_flight.json()
+        clover_sandbox.faults.clear()
+        await held
+    assert report["hanging"] == 1
+    assert report["callers"][0][0] == "127.0.0.1"
+    assert report["callers"][0][1] > 0
+
+
 async def test_storm_answers_429_with_a_limit_header(
     clover_sandbox: CloverSandbox,
 ) -> None:
@@ -105,6 +128,22 @@ async def test_rejecting_access_tokens_and_revoking_a_merchant(
         clover_sandbox.faults.revoke(merchant)
         revoked = await _refresh_status(http, clover_sandbox, pair["refresh_token"])
     assert (rejected, accepted, revoked) == (401, 200, 401)
+
+
+async def test_expiring_access_tokens_ends_only_those_issued_so_far(
+    clover_sandbox: CloverSandbox,
+) -> None:
+    merchant = clover_sandbox.merchant_ids[0]
+    faults_url = f"{clover_sandbox.base_url}/_sandbox/faults"
+    async with aiohttp.ClientSession() as http:
+        client = MerchantClient(http, clover_sandbox, merchant)
+        async with http.put(faults_url, json={"expire_access_tokens": True}):
+            pass
+        expired = await client.status()
+        fresh = MerchantClient(http, clover_sandbox, merchant)
+        renewed = await fresh.status()
+    assert (expired, renewed) == (401, 200)
+    assert clover_sandbox.calls.count("orders.list", outcome="expired") == 1
 
 
 async def test_admin_endpoint_adds_and_clears_faults(

@@ -73,3 +73,23 @@ def test_merchant_id_comes_from_the_reference_or_the_field() -> None:
     assert CloverOrder.parse({"merchant": {"id": "M1"}}).owner_id() == "M1"
     assert CloverOrder.parse({"merchantId": "M2"}).owner_id() == "M2"
     assert CloverOrder.parse({}).owner_id() is None
+
+
+def test_a_list_with_odd_elements_notes_each_coercion_once() -> None:
+    order = CloverOrder.parse({"lineItems": [None, {"refunded": 0}]})
+    assert [li.refunded for li in order.line_items] == [False]
+    assert order.coercions == (
+        "line_items: 1 non-object element(s) dropped",
+        "refunded: number 0 read as boolean",
+    )
+
+
+def test_clean_values_and_odd_ones_read_alike() -> None:
+    clean = CloverOrder.parse({"title": "Sam", "total": 5, "voided": False})
+    odd = CloverOrder.parse({"title": " Sam\t", "total": "5", "voided": "no"})
+    assert (clean.title, clean.total, clean.voided) == (
+        odd.title,
+        odd.total,
+        odd.voided,
+    )
+    assert clean.coercions == () and len(odd.coercions) == 2

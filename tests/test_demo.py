@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,6 +22,17 @@ ORDER_LINE = re.compile(
     r"(?P<channel>in_store|delivery)\s+(?P<platform>\S+)\s+.*PIN (?P<pin>[0-9A-Z]+)\s+"
     r"e2e (?P<seconds>-?[0-9.]+) s$"
 )
+OPS_PORTS = (
+    "LOCKERLINK_POLLER_OPS_PORT",
+    "LOCKERLINK_STREAM_OPS_PORT",
+    "LOCKERLINK_DELIVERY_OPS_PORT",
+)
+
+
+def _ready(port: int) -> bool:
+    """Whether the service's /readyz answers 200 (urllib raises on anything else)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+        return bool(r.status == 200)
 
 
 def _free_block(count: int) -> int:
@@ -59,6 +71,7 @@ def _demo_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
         "LOCKERLINK_DEMO_LOCKER_BASE_PORT": str(lockers),
         "LOCKERLINK_DEMO_ORDERS_PER_S": "1.0",
         "LOCKERLINK_POLLER_INTERVAL_S": "1.0",
+        **{name: str(free_port()) for name in OPS_PORTS},
     }
 
 
@@ -89,6 +102,8 @@ def test_make_run_delivers_orders_to_lockers_and_stops_cleanly(
         assert len(stores) >= 3, "\n".join(output)
         assert all(m["channel"] in ("in_store", "delivery") for m in orders)
         assert sum(line.startswith("store ") for line in output) == 5
+        # Orders reached lockers, so every service behind them says it is ready.
+        assert all(_ready(int(env[name])) for name in OPS_PORTS)
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=30)

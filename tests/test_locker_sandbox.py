@@ -200,6 +200,48 @@ async def test_permanent_rejection_applies_only_to_the_named_order(
     assert set(locker.state.orders) == {"GOOD"}
 
 
+async def test_rejected_share_refuses_every_event_of_the_chosen_orders(
+    locker_sandbox: StartLocker,
+) -> None:
+    faults = LockerFaults(reject_share=0.3, reject_status=422, seed=3)
+    locker = await locker_sandbox(faults=faults)
+    orders = [f"O{n}" for n in range(40)]
+    async with aiohttp.ClientSession() as session:
+        first = [
+            (await _post(session, locker, locker_event("s1", o)))[0] for o in orders
+        ]
+        later = [
+            (await _post(session, locker, locker_event("s1", o, version=2)))[0]
+            for o in orders
+        ]
+        async with session.get(f"{locker.base_url}/_sandbox/received") as response:
+            report = await response.json()
+    refused = {o for o, status in zip(orders, first, strict=True) if status == 422}
+    assert 0 < len(refused) < len(orders)
+    assert later == first
+    assert set(first) == {201, 422}
+    assert {r["order_id"] for r in report["rejected"]} == refused
+    assert report["counts"]["rejected"] == 2 * len(refused)
+    assert refused.isdisjoint(locker.state.orders)
+
+
+async def test_counts_tell_absorbed_repeats_from_changes_applied_twice(
+    locker_sandbox: StartLocker,
+) -> None:
+    locker = await locker_sandbox()
+    created = locker_event("s1", "A", version=10)
+    cancelled = locker_event("s1", "A", version=20, event_type=EventType.CANCELLED)
+    cancelled_again = locker_event(
+        "s1", "A", version=30, event_type=EventType.CANCELLED
+    )
+    async with aiohttp.ClientSession() as session:
+        for event in (created, created, cancelled, cancelled, cancelled_again):
+            await _post(session, locker, event)
+    counts = locker.state.counts()
+    assert counts["duplicates"] == 2
+    assert counts["applied_more_than_once"] == 1
+
+
 async def test_stopped_locker_refuses_connections_and_restarts_on_same_port(
     locker_sandbox: StartLocker,
 ) -> None:

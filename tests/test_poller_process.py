@@ -20,6 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from lockerlink.broker import ensure_topics, make_producer
+from lockerlink.embedded import free_port
 from lockerlink.keys import KeySpace
 from lockerlink.settings import Settings
 from producers.journal import PublishJournal
@@ -156,8 +157,9 @@ async def _wait_for_versions(
 
     async def complete() -> bool:
         nonlocal seen
-        records = await read_topic(settings.kafka_bootstrap_servers, RAW_ORDERS, 1)
-        seen = [r for r in records if r.key in merchant_ids]
+        seen = await read_topic(
+            settings.kafka_bootstrap_servers, RAW_ORDERS, 1, keys=merchant_ids
+        )
         return expected <= {(r.order_id, r.modified_ms) for r in seen}
 
     await eventually(complete, "every version published", timeout_s=40)
@@ -221,3 +223,27 @@ async def test_unfinished_publish_is_settled_from_the_topic_not_repeated(
     assert duplicates(records) == []
     assert sorted(r.order_id for r in records) == sorted(o["id"] for o in orders)
     assert await redis.get(keyspace.publish_journal(merchant_id)) is None
+
+
+def test_a_broker_out_of_reach_stops_the_poller_with_one_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "LOCKERLINK_DATA_DIR": str(tmp_path),
+        "LOCKERLINK_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "LOCKERLINK_POLLER_WEBHOOK_PORT": "0",
+    }
+    finished = subprocess.run(
+        [sys.executable, "-m", "lockerlink", "poller"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 1
+    assert "Traceback" not in finished.stderr
+    assert any(
+        line.startswith("lockerlink: cannot reach the broker at 127.0.0.1:")
+        for line in finished.stderr.splitlines()
+    )

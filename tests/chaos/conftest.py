@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from bench.report import write_sections
 from tests.chaos.harness import SESSION_FIGURES, ChaosStack, chaos_section
 
 StackFactory = Callable[..., ChaosStack]
+SESSION_STARTED = time.monotonic()
+FAILED: list[str] = []
 
 
 @pytest.fixture
@@ -29,7 +32,25 @@ def chaos_stack(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """After `make chaos`, put the figures of this run into BENCHMARKS.md."""
-    if session.config.getoption("markexpr") != "chaos" or not SESSION_FIGURES:
+    """After `make chaos`, put the figures of this run into BENCHMARKS.md.
+
+    Only a run of the whole suite (``-m chaos``, no paths, no ``-k``) writes: one
+    scenario run while developing must not replace the section.
+    """
+    config = session.config
+    whole_suite = (
+        config.getoption("markexpr") == "chaos"
+        and not config.getoption("keyword")
+        and config.args_source is pytest.Config.ArgsSource.TESTPATHS
+    )
+    if not whole_suite or not SESSION_FIGURES:
         return
-    write_sections([chaos_section(SESSION_FIGURES, passed=exitstatus == 0)])
+    elapsed_s = time.monotonic() - SESSION_STARTED
+    failed = FAILED or ([] if exitstatus == 0 else [f"pytest exit status {exitstatus}"])
+    write_sections([chaos_section(SESSION_FIGURES, failed, elapsed_s)])
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember which scenarios failed, for the BENCHMARKS.md section."""
+    if report.failed:
+        FAILED.append(report.nodeid.rsplit("::", 1)[-1].removeprefix("test_"))
