@@ -395,6 +395,17 @@ class ChaosStack:
         async with self.http.put(url, json=faults) as answer:
             answer.raise_for_status()
 
+    async def wait_for_rejections(
+        self, store: DemoStore, count: int, timeout_s: float = 60
+    ) -> None:
+        """Let orders flow until ``store``'s locker refused ``count`` events."""
+        deadline = time.monotonic() + timeout_s
+        url = f"{store.locker_url}/_sandbox/received"
+        while (await self._json(url))["counts"]["rejected"] < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {count} rejections in {timeout_s} s")
+            await self.run_for(SETTLE_POLL_S)
+
     async def stop_generating(self) -> None:
         """Pause Clover's order generator; what is written so far must arrive."""
         url = f"{self.clover_admin}/generator"
