@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from consumers.audit import write_audit
 from consumers.dead_letters import DeadLetterReason
 from consumers.topic_window import read_windows, reader, windows_by_time
-from lockerlink.broker import make_producer
+from lockerlink.broker import make_producer, start_client
 from lockerlink.errors import BrokerError, ConfigError
 from schemas.dead_letter import DeadLetter
 from schemas.locker_order import LockerOrderEvent
@@ -83,7 +83,7 @@ class Filters:
 async def list_entries(bootstrap_servers: str, filters: Filters) -> list[Entry]:
     """Every dead letter matching ``filters``, oldest first per partition."""
     consumer = reader(bootstrap_servers)
-    await consumer.start()
+    await start_client(consumer, bootstrap_servers)
     try:
         windows = await windows_by_time(consumer, DEAD_LETTER, None)
         entries = []
@@ -188,7 +188,7 @@ async def redrive(
     ledger = RedriveLedger.in_data_dir(data_dir)
     results = []
     producer = make_producer(bootstrap_servers)
-    await producer.start()
+    await start_client(producer, bootstrap_servers)
     try:
         for entry in entries:
             refusal = None if force else unchanged_reason(entry, ledger)

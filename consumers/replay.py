@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from consumers.backoff import Backoff
 from consumers.locker_api import Answer, LockerApi, Verdict
 from consumers.topic_window import read_windows, reader, windows_by_time
-from lockerlink.broker import make_producer
+from lockerlink.broker import make_producer, start_client
 from lockerlink.errors import BrokerError, ConfigError, LockerError
 from lockerlink.registry import StoreRegistry
 from schemas.locker_order import LockerOrderEvent
@@ -151,7 +151,7 @@ class StoreReplay:
         self.summary = summary
         since_ms, until_ms = epoch_ms(since) or 0, epoch_ms(until)
         consumer = reader(self.bootstrap_servers)
-        await consumer.start()
+        await start_client(consumer, self.bootstrap_servers)
         try:
             topic = store_topic(self.store_id)
             windows = await windows_by_time(consumer, topic, since_ms)
@@ -230,9 +230,13 @@ async def replay_raw(
     since_ms, until_ms = epoch_ms(since) or 0, epoch_ms(until)
     key = merchant_id.encode()
     consumer = reader(bootstrap_servers)
+    await start_client(consumer, bootstrap_servers)
     producer = make_producer(bootstrap_servers)
-    await consumer.start()
-    await producer.start()
+    try:
+        await start_client(producer, bootstrap_servers)
+    except BrokerError:
+        await consumer.stop()
+        raise
     try:
         windows = await windows_by_time(consumer, RAW_ORDERS, since_ms)
         if on_total:

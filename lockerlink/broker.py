@@ -50,6 +50,20 @@ def make_consumer(
     return AIOKafkaConsumer(**options)
 
 
+async def start_client(
+    client: AIOKafkaProducer | AIOKafkaConsumer, bootstrap_servers: str
+) -> None:
+    """``client.start()``; a broker out of reach is `BrokerError`, client closed."""
+    try:
+        await client.start()
+    except KafkaError as exc:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        raise BrokerError(
+            f"cannot reach the broker at {bootstrap_servers}: {type(exc).__name__}"
+        ) from exc
+
+
 async def ensure_topics(
     bootstrap_servers: str, specs: Iterable[TopicSpec], partitions: int
 ) -> list[str]:

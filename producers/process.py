@@ -20,11 +20,9 @@ from collections.abc import Awaitable, Callable, Collection
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
-from aiokafka.errors import KafkaError
 from redis.asyncio import BlockingConnectionPool
 
-from lockerlink.broker import make_producer
-from lockerlink.errors import BrokerError
+from lockerlink.broker import make_producer, start_client
 from lockerlink.keys import KeySpace
 from lockerlink.listen import start_site
 from lockerlink.ops_http import OpsServer
@@ -123,13 +121,7 @@ class PollerProcess:
         # a thousand polls, or the leases would expire under a busy process.
         self._lease_redis = aioredis.Redis.from_url(settings.redis_url)
         self.producer = make_producer(settings.kafka_bootstrap_servers)
-        try:
-            await self.producer.start()
-        except KafkaError as exc:
-            raise BrokerError(
-                f"poller cannot reach the broker at "
-                f"{settings.kafka_bootstrap_servers}: {type(exc).__name__}"
-            ) from exc
+        await start_client(self.producer, settings.kafka_bootstrap_servers)
         self.session = aiohttp.ClientSession()
         self._build()
         self._task = asyncio.create_task(self.service.run())

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,9 +97,15 @@ async def make_topic(bootstrap: str, name: str) -> str:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, expected: int, settle_s: float = 0.5
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    settle_s: float = 0.5,
+    keys: Collection[str] | None = None,
 ) -> list[SeenRecord]:
-    """Every record on ``topic``: waits for ``expected``, then a little for extras."""
+    """Every record on ``topic`` (only those keyed by ``keys`` when given): waits
+    for ``expected``, then a little for extras. The shared raw topic also holds
+    other tests' records, of other shapes."""
     consumer = make_consumer(bootstrap, None)
     consumer.subscribe([topic])
     await consumer.start()
@@ -110,7 +116,11 @@ async def read_topic(
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                seen.extend(_seen(r) for r in records)
+                seen.extend(
+                    _seen(r)
+                    for r in records
+                    if keys is None or (r.key or b"").decode() in keys
+                )
             if len(seen) >= expected and quiet_until is None:
                 quiet_until = time.monotonic() + settle_s
             if quiet_until is not None and time.monotonic() >= quiet_until:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from consumers.dlq import Filters, list_entries, redrive
 from lockerlink.cli import _add_component_commands, cli
+from lockerlink.embedded import free_port
 from sandbox.locker import LockerFaults, LockerSandbox
 from tests.delivery_rig import (
     create_store_topics,
@@ -116,3 +117,17 @@ async def test_dlq_list_command_filters_by_store_and_reason(
     dead_letter_id = listed.split("\t")[0].splitlines()[-1]
     shown = await asyncio.to_thread(run, "dlq", "show", dead_letter_id)
     assert '"original_value": "garbage"' in shown
+
+
+def test_dlq_list_with_the_broker_out_of_reach_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "LOCKERLINK_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "LOCKERLINK_DATA_DIR": str(tmp_path / "data"),
+    }
+    _add_component_commands()
+    result = CliRunner().invoke(cli, ["dlq", "list"], env=env)
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "lockerlink: cannot reach the broker at 127.0.0.1:" in result.output

@@ -69,3 +69,20 @@ async def test_forgotten_answers_are_loaded_again() -> None:
 
     assert await answers.get("a", second) == "second"
     assert not answers.seen("b")
+
+
+async def test_an_answer_loading_while_forgotten_is_not_kept() -> None:
+    answers: RecentAnswers[str, str] = RecentAnswers(2.0, ManualClock())
+    release = asyncio.Event()
+
+    async def slow() -> str:
+        await release.wait()
+        return "stale"
+
+    loading = asyncio.create_task(answers.get("k", slow))
+    await asyncio.sleep(0)
+    answers.forget()
+    release.set()
+
+    assert await loading == "stale"
+    assert answers.fresh("k") is None and not answers.seen("k")

@@ -36,6 +36,9 @@ class RecentAnswers(Generic[K, V]):
         self._max_entries = max_entries
         self._answers: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Task[V | None]] = {}
+        # Bumped by `forget`: a load that started before must not bring back
+        # what was forgotten while it ran.
+        self._generation = 0
 
     def fresh(self, key: K) -> V | None:
         """The remembered answer for ``key`` if it is still within its time."""
@@ -55,13 +58,17 @@ class RecentAnswers(Generic[K, V]):
             return answer
         task = self._loading.get(key)
         if task is None:
-            task = asyncio.create_task(self._load(key, load))
+            task = asyncio.create_task(self._load(key, load, self._generation))
             self._loading[key] = task
             task.add_done_callback(self._landed(key))
         return await asyncio.shield(task)
 
     def forget(self, matches: Callable[[V], bool] | None = None) -> None:
-        """Drop remembered answers (those ``matches`` accepts, or all)."""
+        """Drop remembered answers (those ``matches`` accepts, or all).
+
+        Loads running meanwhile still answer their callers but keep nothing.
+        """
+        self._generation += 1
         for key, (_, value) in list(self._answers.items()):
             if matches is None or matches(value):
                 del self._answers[key]
@@ -75,7 +82,9 @@ class RecentAnswers(Generic[K, V]):
 
         return done
 
-    async def _load(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
+    async def _load(
+        self, key: K, load: Callable[[], Awaitable[V | None]], generation: int
+    ) -> V | None:
         try:
             answer = await load()
         except BaseException:
@@ -84,6 +93,8 @@ class RecentAnswers(Generic[K, V]):
         if answer is None:
             self._answers.pop(key, None)
             return None
+        if generation != self._generation:
+            return answer  # forgotten meanwhile: answer this once, keep nothing
         if len(self._answers) >= self._max_entries:
             self._answers.clear()
         self._answers[key] = (self._clock() + self.ttl_s, answer)

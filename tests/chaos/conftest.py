@@ -14,6 +14,7 @@ from tests.chaos.harness import SESSION_FIGURES, ChaosStack, chaos_section
 
 StackFactory = Callable[..., ChaosStack]
 SESSION_STARTED = time.monotonic()
+FAILED: list[str] = []
 
 
 @pytest.fixture
@@ -45,6 +46,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not whole_suite or not SESSION_FIGURES:
         return
     elapsed_s = time.monotonic() - SESSION_STARTED
-    write_sections(
-        [chaos_section(SESSION_FIGURES, passed=exitstatus == 0, elapsed_s=elapsed_s)]
-    )
+    failed = FAILED or ([] if exitstatus == 0 else [f"pytest exit status {exitstatus}"])
+    write_sections([chaos_section(SESSION_FIGURES, failed, elapsed_s)])
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember which scenarios failed, for the BENCHMARKS.md section."""
+    if report.failed:
+        FAILED.append(report.nodeid.rsplit("::", 1)[-1].removeprefix("test_"))

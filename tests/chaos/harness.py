@@ -40,6 +40,7 @@ from schemas.topics import DEAD_LETTER
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "chaos"
 SETTLE_POLL_S = 0.5
+RECOVERY_POLL_S = 1.0
 
 
 def demo_env(data_dir: Path, redis_url: str, orders_per_s: float) -> dict[str, str]:
@@ -204,6 +205,9 @@ class ChaosStack:
         self.clover_options = clover_options
         self.started_at = time.monotonic()
         self.healed_at: float | None = None
+        self.recovered_at: float | None = None
+        self._healed_wall_ms = 0
+        self._recovery_checked_at = 0.0
         self.generating_stopped_at: float | None = None
         self._saved_environ: dict[str, str | None] = {}
         self.killed: set[str] = set()
@@ -281,6 +285,41 @@ class ChaosStack:
     def healed(self) -> None:
         """Mark the moment the fault ended; time to recover counts from here."""
         self.healed_at = time.monotonic()
+        self._healed_wall_ms = int(time.time() * 1000)
+        self.recovered_at = None
+
+    async def _note_recovery(self) -> None:
+        """Note when all Clover wrote before the fault ended is at the lockers."""
+        now = time.monotonic()
+        if self.healed_at is None or self.recovered_at is not None:
+            return
+        if now - self._recovery_checked_at < RECOVERY_POLL_S:
+            return
+        self._recovery_checked_at = now
+        try:
+            caught_up = await self._caught_up(self._healed_wall_ms)
+        except (aiohttp.ClientError, TimeoutError):
+            return
+        if caught_up:
+            self.recovered_at = time.monotonic()
+
+    async def _caught_up(self, cutoff_ms: int) -> bool:
+        """Whether every locker reflects every Clover write up to ``cutoff_ms``."""
+        writes = (await self._json(f"{self.clover_admin}/orders"))["elements"]
+        before = {
+            (w["merchant_id"], w["order_id"]): w
+            for w in writes
+            if w["modified_time_ms"] <= cutoff_ms
+        }
+        for store in self.demo.stores:
+            listed = await self._json(f"{store.locker_url}/v1/orders")
+            held = {o["order_id"]: o for o in listed["orders"]}
+            for (merchant_id, order_id), write in before.items():
+                if merchant_id == store.merchant_id and not _arrived(
+                    write, held.get(order_id)
+                ):
+                    return False
+        return True
 
     @property
     def clover_admin(self) -> str:
@@ -298,11 +337,13 @@ class ChaosStack:
     async def hold_clover_answer(
         self, endpoint: str, caller: str, timeout_s: float = 90
     ) -> None:
-        """Let Clover serve an ``endpoint`` request of ``caller`` but keep its answer.
+        """Let Clover serve an ``endpoint`` request of ``caller``, then hang.
 
-        Returns once such a request is held: Clover has acted, ``caller`` (a
-        service) has not heard yet; `clear_clover_faults` sends the answer. A held
-        request of another process is answered at once and the next one is held.
+        Returns once such a request hangs: Clover has acted, ``caller`` (a service)
+        has not heard yet; `clear_clover_faults` ends the hang with a 503, so the
+        answer is lost. A request of another process caught on the way gets that
+        503 at once (it lost an answer too, and must recover) and the next one is
+        held.
         """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -316,6 +357,7 @@ class ChaosStack:
         raise AssertionError(f"no {endpoint} request of {caller} in {timeout_s} s")
 
     async def _held_for(self, deadline: float) -> int:
+        """The port of the first request hanging in Clover, once there is one."""
         while time.monotonic() < deadline:
             in_flight = await self._json(f"{self.clover_admin}/faults")
             if in_flight["callers"]:
@@ -353,6 +395,17 @@ class ChaosStack:
         async with self.http.put(url, json=faults) as answer:
             answer.raise_for_status()
 
+    async def wait_for_rejections(
+        self, store: DemoStore, count: int, timeout_s: float = 60
+    ) -> None:
+        """Let orders flow until ``store``'s locker refused ``count`` events."""
+        deadline = time.monotonic() + timeout_s
+        url = f"{store.locker_url}/_sandbox/received"
+        while (await self._json(url))["counts"]["rejected"] < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {count} rejections in {timeout_s} s")
+            await self.run_for(SETTLE_POLL_S)
+
     async def stop_generating(self) -> None:
         """Pause Clover's order generator; what is written so far must arrive."""
         url = f"{self.clover_admin}/generator"
@@ -371,6 +424,7 @@ class ChaosStack:
                         f"{service.name} exited with {code} on its own; "
                         f"logs in {self.keep_logs()}"
                     )
+            await self._note_recovery()
             await asyncio.sleep(0.2)
 
     async def wait_for_deliveries(self, count: int, timeout_s: float = 60) -> None:
@@ -453,6 +507,8 @@ class ChaosStack:
         while not found.settled and time.monotonic() < deadline:
             await self.run_for(SETTLE_POLL_S * 2)
             found = await self.promise()
+        if found.settled and self.healed_at is not None and self.recovered_at is None:
+            self.recovered_at = time.monotonic()
         return found
 
     async def _trace(self, folder: Path, found: Promise) -> None:
@@ -483,7 +539,8 @@ class ChaosStack:
         now = time.monotonic()
         figures = {"scenario": self.scenario, **found.figures()}
         if self.healed_at is not None:
-            figures["time to recover s"] = round(now - self.healed_at, 1)
+            recovered = self.recovered_at or now
+            figures["time to recover s"] = round(recovered - self.healed_at, 1)
         if self.generating_stopped_at is not None:
             figures["drain after generator stop s"] = round(
                 now - self.generating_stopped_at, 1
@@ -500,6 +557,13 @@ class ChaosStack:
                 f"{folder}:\n" + "\n".join(problems)
             )
         return figures
+
+
+def _arrived(write: dict[str, Any], order: dict[str, Any] | None) -> bool:
+    """Whether a locker's ``order`` reflects Clover's ``write`` or a later one."""
+    if write["kind"] == "DELETE":
+        return order is None or order["status"] == "cancelled"
+    return order is not None and order["order_version"] >= write["modified_time_ms"]
 
 
 def _socket_inodes(local_port: int) -> set[str]:
@@ -648,8 +712,18 @@ SESSION_FIGURES: list[dict[str, Any]] = []
 CHAOS_COMMAND = "make chaos"
 
 
+STANDARD_FIGURES = frozenset(
+    [
+        *Promise().figures(),
+        "scenario",
+        "time to recover s",
+        "drain after generator stop s",
+    ]
+)
+
+
 def chaos_section(
-    runs: list[dict[str, Any]], passed: bool, elapsed_s: float
+    runs: list[dict[str, Any]], failed: list[str], elapsed_s: float
 ) -> Section:
     """The BENCHMARKS.md section of one `make chaos` run."""
     section = Section(
@@ -660,31 +734,39 @@ def chaos_section(
     for figures in runs:
         letters = figures["dead letters"]
         why = ", ".join(f"{k} x{v}" for k, v in letters.items()) or "none"
+        extra = "".join(
+            f"; {k} {v}" for k, v in figures.items() if k not in STANDARD_FIGURES
+        )
         section.add(
             figures["scenario"],
             f"created {figures['orders created']}, writes {figures['order writes']}, "
             f"delivered {figures['delivered']}, duplicates at locker "
             f"{figures['duplicates at locker']} (redeliveries absorbed "
             f"{figures['redeliveries absorbed']}), missing {figures['missing']}, "
-            f"out-of-order {figures['out-of-order']}, dead letters {why}, "
+            f"out-of-order {figures['out-of-order']}, rejected by a locker "
+            f"{figures['rejected by a locker']}, dead letters {why}, "
             f"refresh calls {figures['refresh calls']}, reused refresh tokens "
-            f"{figures['reused refresh tokens']}",
+            f"{figures['reused refresh tokens']}{extra}",
             f"recovered {figures.get('time to recover s', '-')} s after the fault "
             f"ended; drained {figures.get('drain after generator stop s', '-')} s "
             "after the generator stopped",
         )
     section.notes += [
-        "Counts, not speeds: the third column is the time from the end of the "
-        "fault (and from pausing Clover's generator) until every locker held "
-        "every order at its latest version.",
+        "Counts, not speeds. Third column: recovered = from the end of the fault "
+        "until every order Clover wrote before that moment was at its locker at "
+        "that version or later (checked each second while orders keep flowing); "
+        "drained = from pausing Clover's generator until every locker held every "
+        "order at its latest version.",
         "Duplicates at the locker: orders a locker created or cancelled more than "
         "once (exactly once in effect: must be 0, asserted). Redeliveries absorbed: "
         "events sent again that the locker's Idempotency-Key answered with the first "
         "answer, changing nothing (expected after a crash).",
-        f"Whole run {'passed' if passed else 'FAILED'}: {len(runs)} scenarios in "
-        f"{elapsed_s / 60:.1f} min (budget 15 min), load average "
+        f"Whole run {'FAILED' if failed else 'passed'}: {len(runs)} scenarios "
+        f"checked in {elapsed_s / 60:.1f} min (budget 15 min), load average "
         f"{os.getloadavg()[0]:.1f} at the end on 2 shared cores.",
     ]
+    if failed:
+        section.notes.append("Failed: " + ", ".join(failed) + ".")
     return section
 
 

@@ -85,7 +85,8 @@ async def test_locker_rejecting_some_orders_for_good_dead_letters_them_with_its_
         picky = stack.demo.stores[2]
         rejecting = {"reject_share": 0.2, "reject_status": 422, "seed": 11}
         await stack.locker_faults(picky, rejecting)
-        await stack.run_for(16)
+        await stack.run_for(12)
+        await stack.wait_for_rejections(picky, 3)
         await stack.stop_generating()
         found = await stack.wait_until_settled(SETTLE_TIMEOUT_S)
         answers = [d for d in found.dead_letter_details if "HTTP 422" in d]

@@ -114,7 +114,7 @@ async def test_token_service_killed_between_clovers_refresh_answer_and_its_write
         await stack.wait_for_deliveries(5)
         await stack.hold_clover_answer("refresh", caller="token-service")
         stack.kill("token-service")
-        await stack.clear_clover_faults()  # the answer goes to a dead process
+        await stack.clear_clover_faults()  # its answer is lost: nobody waits for it
         stack.restart("token-service")
         await stack.run_for(25)
         await stack.stop_generating()
