@@ -50,7 +50,7 @@ _FILLER = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Origin:
     """Channel, platform and what the order's text says about its customer."""
 
@@ -62,7 +62,7 @@ class Origin:
     ready_clock: tuple[int, int] | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Clue:
     """What one place of the order says; every part may be missing."""
 
@@ -71,6 +71,10 @@ class _Clue:
     code: str | None = None
     name: str | None = None
     clock: tuple[int, int] | None = None
+
+
+# A clue says nothing more often than not; one shared instance serves all of those.
+_NO_CLUE = _Clue()
 
 
 def platform_code(reference: str | None) -> str | None:
@@ -87,7 +91,7 @@ def platform_code(reference: str | None) -> str | None:
 
 def _order_type_clue(order_type: CloverOrderType | None) -> _Clue:
     if order_type is None:
-        return _Clue()
+        return _NO_CLUE
     return _order_type_texts_clue(
         order_type.label, order_type.label_key, order_type.system_order_type_id
     )
@@ -104,19 +108,19 @@ def _order_type_texts_clue(*texts: str | None) -> _Clue:
         words = {folded(w) for w in typed_words(text or "")}
         if words & _DELIVERY_TYPES:
             return _Clue(delivery=True)
-    return _Clue()
+    return _NO_CLUE
 
 
 def _reference_clue(reference: str | None) -> _Clue:
     if not reference:
-        return _Clue()
+        return _NO_CLUE
     if _UUID.match(reference.strip()):
         return _Clue(code=platform_code(reference))
     words = _REFERENCE_PART.findall(reference)
     match = find_platform([w.lower() for w in words])
     if match is None:
         # An integrator's own id says nothing a courier could type.
-        return _Clue()
+        return _NO_CLUE
     rest = "-".join(words[match.end :]) or "-".join(words[: match.start])
     return _Clue(platform=match.platform, delivery=True, code=platform_code(rest))
 
@@ -144,7 +148,7 @@ def _code_in_line(words: list[str], keys: list[str]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _LineFacts:
     """What one line of a note says."""
 
@@ -178,7 +182,7 @@ def _line_name(line: str) -> str | None:
 
 def _note_clue(note: str | None) -> _Clue:
     if not note:
-        return _Clue()
+        return _NO_CLUE
     lines = [ln.strip() for ln in _NOTE_SPLIT.split(note) if ln.strip()]
     facts = [_line_facts(line) for line in lines[:_MAX_NOTE_LINES]]
     platform = next((f.platform for f in facts if f.platform), None)
@@ -193,7 +197,7 @@ def _note_clue(note: str | None) -> _Clue:
 
 def _title_clue(title: str | None) -> _Clue:
     if not title:
-        return _Clue()
+        return _NO_CLUE
     words = typed_words(title)
     keys = [folded(w) for w in words]
     match = find_platform(keys)
@@ -237,7 +241,7 @@ def _customer_clue(customers: list[CloverCustomer]) -> tuple[_Clue, str | None]:
         name = display_name(customer.first_name, customer.last_name)
         if name is not None:
             return _Clue(name=name), phone
-    return _Clue(), phone
+    return _NO_CLUE, phone
 
 
 def find_origin(order: CloverOrder) -> Origin:
@@ -252,7 +256,7 @@ def find_origin(order: CloverOrder) -> Origin:
     code = by_reference.code or by_note.code
     # The title is read only when the clues above leave something open.
     known = platform is not None and name is not None and code is not None
-    by_title = _Clue() if known else _title_clue(order.title)
+    by_title = _NO_CLUE if known else _title_clue(order.title)
     clues = (*settled, by_title, by_customer)
 
     platform = next((c.platform for c in clues if c.platform is not None), None)

@@ -45,7 +45,7 @@ _ALNUM_TABLE = bytes(ord(_LETTERS_AND_DIGITS[b % 32]) for b in range(256))
 _DIGIT_TABLE = bytes(ord(_DIGITS[b % 10]) for b in range(256))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PinPlan:
     """The PINs an order may get, in order of preference, and what they are made of."""
 

@@ -58,7 +58,7 @@ _MAX_NOTE_CHARS = 1000
 _READY_SLACK = timedelta(hours=2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderDraft:
     """One order version as the locker will see it, minus event type and PIN.
 
@@ -92,7 +92,7 @@ class OrderDraft:
         return cls(**json.loads(text))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Drafted:
     """A draft with the PINs it may get."""
 
