@@ -27,8 +27,9 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
-    TypeAdapter,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -194,20 +195,25 @@ def _many(model: type[BaseModel]) -> Any:
     """A Clover list field: `_elements` finds the objects, pydantic-core reads them.
 
     One Python call per list, never a union: a branch that failed half way through
-    a list would have noted its elements' coercions once already.
+    a list would have noted its elements' coercions once already. A clean list
+    (``{"elements": [objects]}``) skips `_elements`; either way the objects are read
+    by the field's own list schema, inside the same validation.
     """
-    objects: TypeAdapter[list[Any]] = TypeAdapter(
-        cast(Any, GenericAlias(list, (model,)))
-    )
-    check = objects.validator.validate_python
+    objects = cast(Any, GenericAlias(list, (model,)))
 
-    def read(value: Any, info: ValidationInfo) -> Any:
+    def read(
+        value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        if type(value) is dict:
+            found = value.get("elements")
+            if type(found) is list and all(type(item) is dict for item in found):
+                return handler(found) if found else []
         if value is None:
             return []
         found = _elements(value, info.field_name or "?", _sink(info))
-        return check(found, context=info.context) if found else found
+        return handler(found) if found else found
 
-    return Annotated[Any, PlainValidator(read)]
+    return Annotated[objects, WrapValidator(read)]
 
 
 if TYPE_CHECKING:
@@ -341,7 +347,9 @@ class CloverOrder(_Lenient):
         if not isinstance(data, dict):
             raise NotAnOrder(f"expected a JSON object, got {type(data).__name__}")
         sink: list[str] = []
-        order = cls.model_validate(data, context={_COERCIONS: sink})
+        order: CloverOrder = cls.__pydantic_validator__.validate_python(
+            data, context={_COERCIONS: sink}
+        )
         if sink:
             # The order was made a moment ago and nothing else holds it yet.
             order.__dict__[_COERCIONS] = tuple(sink)

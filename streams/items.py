@@ -50,6 +50,24 @@ def _count(line: CloverLineItem) -> int:
 ItemFields = dict[str, Any]
 
 
+def _item(
+    name: str,
+    quantity: float,
+    unit: str | None,
+    modifiers: tuple[str, ...],
+    note: str | None,
+    price_cents: int,
+) -> ItemFields:
+    return {
+        "name": name,
+        "quantity": quantity,
+        "unit": unit,
+        "modifiers": modifiers,
+        "note": note,
+        "price_cents": price_cents,
+    }
+
+
 def order_items(lines: list[CloverLineItem]) -> list[ItemFields]:
     """Items in first-seen order (JSON form), identical counted lines merged."""
     items: list[ItemFields] = []
@@ -58,26 +76,21 @@ def order_items(lines: list[CloverLineItem]) -> list[ItemFields]:
         if line.refunded or line.exchanged:
             continue
         modifiers, extras = _modifiers(line)
-        item: ItemFields = {
-            "name": line.name or line.alternate_name or _UNNAMED,
-            "quantity": 1,
-            "unit": None,
-            "modifiers": modifiers,
-            "note": line.note,
-            # What one unit costs: the line's price plus its modifiers' amounts.
-            "price_cents": (line.price or 0) + extras,
-        }
+        name = line.name or line.alternate_name or _UNNAMED
+        note = line.note
+        # What one unit costs: the line's price plus its modifiers' amounts.
+        price_cents = (line.price or 0) + extras
         weighed = _weighed(line)
         if weighed is not None:
-            item["quantity"], item["unit"] = weighed
-            items.append(item)
+            quantity, unit = weighed
+            items.append(_item(name, quantity, unit, modifiers, note, price_cents))
             continue
-        key = (item["name"], item["modifiers"], item["note"], item["price_cents"])
+        key = (name, modifiers, note, price_cents)
         same = counted.get(key)
         if same is not None:
             same["quantity"] += _count(line)
             continue
-        item["quantity"] = _count(line)
+        item = _item(name, _count(line), None, modifiers, note, price_cents)
         counted[key] = item
         items.append(item)
     return items

@@ -185,11 +185,23 @@ def _note_clue(note: str | None) -> _Clue:
         return _NO_CLUE
     lines = [ln.strip() for ln in _NOTE_SPLIT.split(note) if ln.strip()]
     facts = [_line_facts(line) for line in lines[:_MAX_NOTE_LINES]]
-    platform = next((f.platform for f in facts if f.platform), None)
-    delivery = platform is not None or any(f.delivery for f in facts)
-    code = next((f.code for f in facts if f.code), None)
-    clock = next((f.clock for f in facts if f.clock), None)
-    name = next((f.labelled for f in facts if f.labelled), None)
+    # Each part is the first line's that says it (one pass, no generators).
+    platform: Platform | None = None
+    code: str | None = None
+    clock: tuple[int, int] | None = None
+    name: str | None = None
+    delivery = False
+    for fact in facts:
+        if platform is None and fact.platform:
+            platform = fact.platform
+        if code is None and fact.code:
+            code = fact.code
+        if clock is None and fact.clock:
+            clock = fact.clock
+        if name is None and fact.labelled:
+            name = fact.labelled
+        delivery = delivery or fact.delivery
+    delivery = delivery or platform is not None
     if name is None and delivery and facts and facts[0].platform is None:
         name = _line_name(lines[0])
     return _Clue(platform, delivery, code, name, clock)
@@ -250,17 +262,23 @@ def find_origin(order: CloverOrder) -> Origin:
     by_reference = _reference_clue(order.external_reference_id)
     by_note = _note_clue(order.note)
     by_customer, phone = _customer_clue(order.customers)
-    settled = (by_type, by_reference, by_note)
-    platform = next((c.platform for c in settled if c.platform is not None), None)
+    # Platforms are non-empty text, so `or` takes the first one found.
+    platform = by_type.platform or by_reference.platform or by_note.platform
     name = by_customer.name or by_note.name
     code = by_reference.code or by_note.code
     # The title is read only when the clues above leave something open.
     known = platform is not None and name is not None and code is not None
     by_title = _NO_CLUE if known else _title_clue(order.title)
-    clues = (*settled, by_title, by_customer)
 
-    platform = next((c.platform for c in clues if c.platform is not None), None)
-    delivery = platform is not None or any(c.delivery for c in clues)
+    platform = platform or by_title.platform or by_customer.platform
+    delivery = (
+        platform is not None
+        or by_type.delivery
+        or by_reference.delivery
+        or by_note.delivery
+        or by_title.delivery
+        or by_customer.delivery
+    )
     name = name or by_title.name
     clock = by_note.clock
     if not delivery:

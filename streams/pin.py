@@ -36,6 +36,7 @@ _KEYPAD = {
     }.items()
     for letter in letters
 }
+_KEYPAD_TABLE = str.maketrans(_KEYPAD)
 _DIGITS = "0123456789"
 # No 0/O or 1/I: a courier reads these off a phone screen.
 _LETTERS_AND_DIGITS = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -55,10 +56,12 @@ class PinPlan:
 
 def on_keypad(code: str, keypad: Keypad) -> str:
     """``code`` as typed on ``keypad``: upper-case, letters as digits if numeric."""
-    upper = "".join(ch for ch in code.upper() if ch.isascii() and ch.isalnum())
+    upper = code.upper()
+    if not (upper.isascii() and upper.isalnum()):
+        upper = "".join(ch for ch in upper if ch.isascii() and ch.isalnum())
     if keypad is Keypad.ALPHANUMERIC:
         return upper
-    return "".join(_KEYPAD.get(ch, ch) for ch in upper)
+    return upper.translate(_KEYPAD_TABLE)
 
 
 def _alphabet(keypad: Keypad) -> str:

@@ -24,9 +24,11 @@ from lockerlink.errors import InputError
 from lockerlink.registry import Store
 from schemas.clover import CloverOrder, NotAnOrder
 from schemas.locker_order import (
+    Channel,
     EventType,
     LockerOrderEvent,
     PinPolicyName,
+    Platform,
     make_event_id,
 )
 from schemas.raw_order import DeleteMarker
@@ -54,6 +56,14 @@ DEFAULT_CURRENCY = "USD"
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _CANCELLED_STATES = frozenset({"deleted", "voided", "void", "cancelled", "canceled"})
 _MAX_NOTE_CHARS = 1000
+# The event's own validator, called without `model_validate`'s keyword handling.
+_STRICT = LockerOrderEvent.__pydantic_validator__
+# Members' values by member: a plain lookup, cheaper than the enum's ``.value``.
+_VALUE: dict[StrEnum, str] = {
+    member: member.value
+    for kind in (Channel, Platform, EventType, PinPolicyName)
+    for member in kind
+}
 # A promised time more than this before the order was placed means the next day.
 _READY_SLACK = timedelta(hours=2)
 
@@ -178,9 +188,10 @@ def _total_cents(order: CloverOrder, items: list[dict[str, Any]]) -> int:
 
 
 def _source(origin: Origin) -> dict[str, Any]:
+    platform = origin.platform
     return {
-        "channel": origin.channel.value,
-        "platform": origin.platform.value if origin.platform else None,
+        "channel": _VALUE[origin.channel],
+        "platform": _VALUE[platform] if platform else None,
         "platform_order_code": origin.platform_order_code,
     }
 
@@ -230,13 +241,13 @@ def finish(
     draft: OrderDraft, *, event_type: EventType, pin: str, policy: PinPolicyName
 ) -> LockerOrderEvent:
     """The locker order event of ``draft`` with the ledger's event type and PIN."""
-    kind = EventType.CANCELLED if draft.cancelled else event_type
+    kind = _VALUE[EventType.CANCELLED if draft.cancelled else event_type]
     body = draft.body
     fields = {
         "event_id": make_event_id(
-            draft.merchant_id, draft.order_id, draft.order_version, kind.value
+            draft.merchant_id, draft.order_id, draft.order_version, kind
         ),
-        "event_type": kind.value,
+        "event_type": kind,
         "store_id": draft.store_id,
         "merchant_id": draft.merchant_id,
         "order_id": draft.order_id,
@@ -246,7 +257,7 @@ def finish(
         "customer": body["customer"],
         "pickup": {
             "pin": pin,
-            "pin_policy": policy.value,
+            "pin_policy": _VALUE[policy],
             "ready_by": body["ready_by"],
         },
         "items": body["items"],
@@ -255,13 +266,14 @@ def finish(
         "note": body["note"],
     }
     try:
-        return LockerOrderEvent.model_validate(fields)
+        event: LockerOrderEvent = _STRICT.validate_python(fields)
     except (ValidationError, KeyError, TypeError) as exc:
         raise InputError(
             f"order {draft.order_id} does not fit the locker order: "
             f"{_first_error(exc)}",
             reason=Reason.INVALID_EVENT,
         ) from exc
+    return event
 
 
 def _first_error(exc: Exception) -> str:
