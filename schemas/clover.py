@@ -206,8 +206,12 @@ def _many(model: type[BaseModel]) -> Any:
     ) -> Any:
         if type(value) is dict:
             found = value.get("elements")
-            if type(found) is list and all(type(item) is dict for item in found):
-                return handler(found) if found else []
+            if type(found) is list:
+                for item in found:
+                    if type(item) is not dict:
+                        break
+                else:
+                    return handler(found) if found else []
         if value is None:
             return []
         found = _elements(value, info.field_name or "?", _sink(info))

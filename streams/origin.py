@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from schemas.clover import CloverCustomer, CloverOrder, CloverOrderType
 from schemas.locker_order import Channel, Platform
@@ -62,9 +63,12 @@ class Origin:
     ready_clock: tuple[int, int] | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Clue:
-    """What one place of the order says; every part may be missing."""
+class _Clue(NamedTuple):
+    """What one place of the order says; every part may be missing.
+
+    A named tuple: an order makes several, and a tuple is built several times
+    faster than a frozen dataclass.
+    """
 
     platform: Platform | None = None
     delivery: bool = False
@@ -77,13 +81,18 @@ class _Clue:
 _NO_CLUE = _Clue()
 
 
+def _uuid_code(uuid: str) -> str:
+    """The courier-facing code of a stripped UUID: its last five, upper-case."""
+    return uuid.replace("-", "")[-_UBER_CODE_LENGTH:].upper()
+
+
 def platform_code(reference: str | None) -> str | None:
     """The courier-facing code in a reference id: a UUID's last five, upper-case."""
     if not reference:
         return None
     compact = reference.strip()
     if _UUID.match(compact):
-        return compact.replace("-", "")[-_UBER_CODE_LENGTH:].upper()
+        return _uuid_code(compact)
     if _CODE.match(compact):
         return compact.upper()
     return None
@@ -114,8 +123,9 @@ def _order_type_texts_clue(*texts: str | None) -> _Clue:
 def _reference_clue(reference: str | None) -> _Clue:
     if not reference:
         return _NO_CLUE
-    if _UUID.match(reference.strip()):
-        return _Clue(code=platform_code(reference))
+    compact = reference.strip()
+    if _UUID.match(compact):
+        return _Clue(code=_uuid_code(compact))
     words = _REFERENCE_PART.findall(reference)
     match = find_platform([w.lower() for w in words])
     if match is None:
@@ -183,7 +193,7 @@ def _line_name(line: str) -> str | None:
 def _note_clue(note: str | None) -> _Clue:
     if not note:
         return _NO_CLUE
-    lines = [ln.strip() for ln in _NOTE_SPLIT.split(note) if ln.strip()]
+    lines = [ln for ln in map(str.strip, _NOTE_SPLIT.split(note)) if ln]
     facts = [_line_facts(line) for line in lines[:_MAX_NOTE_LINES]]
     # Each part is the first line's that says it (one pass, no generators).
     platform: Platform | None = None

@@ -172,8 +172,9 @@ def is_cancelled(order: CloverOrder) -> bool:
     """Whether the order was deleted or voided in Clover."""
     if order.deleted or order.voided:
         return True
-    states = {(order.state or "").lower(), (order.payment_state or "").lower()}
-    return bool(states & _CANCELLED_STATES)
+    return (order.state or "").lower() in _CANCELLED_STATES or (
+        order.payment_state or ""
+    ).lower() in _CANCELLED_STATES
 
 
 def _currency(order: CloverOrder) -> str:
