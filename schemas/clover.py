@@ -65,8 +65,14 @@ def _text(value: Any, field: str, sink: Sink) -> str | None:
     return None
 
 
+# Up to this many digits a float holds the number exactly, so `int` reads it the same.
+_EXACT_DIGITS = 15
+
+
 def _integer_from_text(text: str) -> int | None:
     stripped = text.strip().replace(",", "")
+    if stripped.isascii() and stripped.isdigit() and len(stripped) <= _EXACT_DIGITS:
+        return int(stripped)
     try:
         number = float(stripped)
     except ValueError:
@@ -155,7 +161,9 @@ def _odd(coerce: Coercer) -> Any:
     """A union branch handing a value the fast branches refused to ``coerce``."""
 
     def read(value: Any, info: ValidationInfo) -> Any:
-        return coerce(value, info.field_name or "?", _sink(info))
+        context = info.context  # `_sink`, inlined: every odd value comes here
+        sink = context.get(_COERCIONS) if isinstance(context, dict) else None
+        return coerce(value, info.field_name or "?", sink)
 
     return Annotated[Any, PlainValidator(read)]
 

@@ -29,19 +29,18 @@ def _modifiers(line: CloverLineItem) -> tuple[tuple[str, ...], int]:
     return tuple(names), extras
 
 
-def _weighed(line: CloverLineItem) -> tuple[float, str] | None:
+def _weighed(qty: int | None, unit_name: str | None) -> tuple[float, str] | None:
     """Weight and unit of a weighed line, or None for a counted one."""
-    qty = line.unit_qty
     if qty is None or qty <= 0:
         return None
-    if line.unit_name is None and qty % _THOUSANDTHS == 0:
+    if unit_name is None and qty % _THOUSANDTHS == 0:
         # A whole count without a unit is a counted item that says its quantity.
         return None
-    return qty / _THOUSANDTHS, line.unit_name or "unit"
+    return qty / _THOUSANDTHS, unit_name or "unit"
 
 
-def _count(line: CloverLineItem) -> int:
-    qty = line.unit_qty
+def _count(qty: int | None) -> int:
+    """How many units a counted line holds (``unitQty`` in thousandths)."""
     if qty is not None and qty > 0 and qty % _THOUSANDTHS == 0:
         return qty // _THOUSANDTHS
     return 1
@@ -80,7 +79,8 @@ def order_items(lines: list[CloverLineItem]) -> list[ItemFields]:
         note = line.note
         # What one unit costs: the line's price plus its modifiers' amounts.
         price_cents = (line.price or 0) + extras
-        weighed = _weighed(line)
+        qty = line.unit_qty
+        weighed = _weighed(qty, line.unit_name) if qty is not None else None
         if weighed is not None:
             quantity, unit = weighed
             items.append(_item(name, quantity, unit, modifiers, note, price_cents))
@@ -88,9 +88,9 @@ def order_items(lines: list[CloverLineItem]) -> list[ItemFields]:
         key = (name, modifiers, note, price_cents)
         same = counted.get(key)
         if same is not None:
-            same["quantity"] += _count(line)
+            same["quantity"] += _count(qty)
             continue
-        item = _item(name, _count(line), None, modifiers, note, price_cents)
+        item = _item(name, _count(qty), None, modifiers, note, price_cents)
         counted[key] = item
         items.append(item)
     return items

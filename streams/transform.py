@@ -205,21 +205,24 @@ def draft_order(
     order: CloverOrder, *, store: Store, merchant_id: str, tz: tzinfo | None = None
 ) -> Drafted:
     """The locker order draft of ``order`` for ``store``, and its PIN plan."""
-    if not order.id:
+    order_id = order.id
+    if not order_id:
         raise InputError("order has no id", reason=Reason.MISSING_ORDER_ID)
     version = order.modified_time
     if version is None or version < 0:
         raise InputError(
-            f"order {order.id} has no modifiedTime", reason=Reason.MISSING_VERSION
+            f"order {order_id} has no modifiedTime", reason=Reason.MISSING_VERSION
         )
+    store_id = store.store_id
+    note = order.note
     placed_ms = order.client_created_time or order.created_time or version
     placed_at = _utc_from_ms(placed_ms)
     origin = find_origin(order)
     items = order_items(order.line_items)
     draft = OrderDraft(
-        store_id=store.store_id,
+        store_id=store_id,
         merchant_id=merchant_id,
-        order_id=order.id,
+        order_id=order_id,
         order_version=version,
         cancelled=is_cancelled(order),
         body={
@@ -230,11 +233,11 @@ def draft_order(
             "items": items,
             "total_cents": _total_cents(order, items),
             "currency": _currency(order),
-            "note": order.note[:_MAX_NOTE_CHARS] if order.note else None,
+            "note": note[:_MAX_NOTE_CHARS] if note else None,
         },
     )
     rule = store.pin_policy.rule_for(origin.channel, origin.platform)
-    plan = plan_pin(rule, origin, store_id=store.store_id, order_id=order.id)
+    plan = plan_pin(rule, origin, store_id=store_id, order_id=order_id)
     return Drafted(draft, plan)
 
 
