@@ -191,6 +191,9 @@ return {'emit', kind, pin, policy}
 """
 
 
+_Arg = bytes | str | int
+
+
 class RedisLedger(OrderLedger):
     """The ledger in Redis, shared by every stream worker."""
 
@@ -207,14 +210,14 @@ class RedisLedger(OrderLedger):
         self.keyspace = keyspace
         self._script = redis.register_script(_SETTLE_LUA)
 
-    def _call(self, request: Request, now_ms: int) -> tuple[list[str], list[str | int]]:
+    def _call(self, request: Request, now_ms: int) -> tuple[list[str], list[_Arg]]:
         if isinstance(request, Removal):
             store_id, order_id, version = (
                 request.store_id,
                 request.order_id,
                 request.version,
             )
-            tail: list[str | int] = ["", "1", ""]
+            tail: list[_Arg] = ["", "1", ""]
             mode = "cancel"
         else:
             draft = request.drafted.draft
@@ -232,7 +235,7 @@ class RedisLedger(OrderLedger):
             self.keyspace.active_pins(store_id),
             self.keyspace.order_pin(store_id, order_id),
         ]
-        argv: list[str | int] = [
+        argv: list[_Arg] = [
             mode,
             order_id,
             version,

@@ -84,22 +84,24 @@ class OrderDraft:
     cancelled: bool
     body: dict[str, Any]
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "store_id": self.store_id,
-                "merchant_id": self.merchant_id,
-                "order_id": self.order_id,
-                "order_version": self.order_version,
-                "cancelled": self.cancelled,
-                "body": self.body,
-            },
-            separators=(",", ":"),
-        )
+    def to_json(self) -> bytes:
+        fields = {
+            "store_id": self.store_id,
+            "merchant_id": self.merchant_id,
+            "order_id": self.order_id,
+            "order_version": self.order_version,
+            "cancelled": self.cancelled,
+            "body": self.body,
+        }
+        try:
+            return orjson.dumps(fields)
+        except orjson.JSONEncodeError:
+            # Integers over 64 bits or lone surrogates, which `_loads` accepts.
+            return json.dumps(fields, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> OrderDraft:
-        return cls(**json.loads(text))
+        return cls(**_loads(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,7 @@ class Drafted:
     pin_plan: PinPlan
 
 
-def _loads(value: bytes) -> Any:
+def _loads(value: bytes | str) -> Any:
     """JSON by orjson, or by the standard library where orjson is stricter.
 
     orjson refuses a few things `json` reads (integers over 64 bits, NaN, UTF-16

@@ -170,3 +170,24 @@ async def test_concurrent_workers_hand_out_each_pin_once(
     )
     pins = [s.pin for batch in results for s in batch]
     assert len(pins) == 8 and len(set(pins)) == 8
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"total": 2**70},  # over 64 bits: orjson refuses it, the stdlib does not
+        {"note": "lone surrogate \ud800 in a note"},
+        {"note": "Crème brûlée, 寿司 🍣"},
+    ],
+)
+async def test_a_stored_draft_comes_back_intact_whatever_its_text_and_numbers(
+    make_ledger: MakeLedger, odd: dict[str, object]
+) -> None:
+    ledger = make_ledger()
+    order = CloverOrder.parse({"id": "O1", "modifiedTime": 1, **odd})
+    drafted = draft_order(order, store=STORE, merchant_id="M")
+    plan = PinPlan(PinPolicyName.PLATFORM_CODE, ("11111",))
+    await _one(ledger, Upsert(type(drafted)(drafted.draft, plan)))
+    cancelled = await _one(ledger, Removal("ledger", "O1", 5))
+    assert cancelled.draft is not None
+    assert cancelled.draft.body == drafted.draft.body
