@@ -7,18 +7,67 @@ run an `OpsServer` on their own port.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 
+# The lockerlink metric families each component reports. Every process imports every
+# component's metrics (one CLI), so without this a stream's /metrics would also list
+# the delivery service's breakers, at zero. The poller refreshes tokens through the
+# vault's code path, so its token metrics are its own. Families not named
+# ``lockerlink_*`` (process, Python) are always reported.
+OWN_FAMILIES: dict[str, tuple[str, ...]] = {
+    "poller": ("lockerlink_poller_", "lockerlink_token_"),
+    "stream": ("lockerlink_stream_",),
+    "delivery": ("lockerlink_delivery_",),
+    "token-service": ("lockerlink_token_",),
+}
 
-def add_ops_routes(app: web.Application, ready: ReadyCheck | None = None) -> None:
-    """Mount the health, readiness and metrics endpoints on ``app``."""
+
+class _OwnMetrics:
+    """A view of the process's registry holding only one component's families."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
+
+    def collect(self) -> Iterator[Metric]:
+        for family in REGISTRY.collect():
+            name = family.name
+            if not name.startswith("lockerlink_") or name.startswith(self.prefixes):
+                yield family
+
+
+def metrics_registry(component: str | None) -> CollectorRegistry:
+    """What ``component``'s /metrics reports: its own families, or all of them."""
+    prefixes = OWN_FAMILIES.get(component or "")
+    if prefixes is None:
+        return REGISTRY
+    view = CollectorRegistry(auto_describe=False)
+    view.register(_OwnMetrics(prefixes))
+    return view
+
+
+def add_ops_routes(
+    app: web.Application,
+    ready: ReadyCheck | None = None,
+    component: str | None = None,
+) -> None:
+    """Mount the health, readiness and metrics endpoints on ``app``.
+
+    ``component`` limits /metrics to that component's families (`OWN_FAMILIES`).
+    """
+    registry = metrics_registry(component)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -31,7 +80,7 @@ def add_ops_routes(app: web.Application, ready: ReadyCheck | None = None) -> Non
         )
 
     async def metrics(_request: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(REGISTRY))
+        response = web.Response(body=generate_latest(registry))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
@@ -50,7 +99,7 @@ class OpsServer:
         self.host = host
         self.port = port
         app = web.Application()
-        add_ops_routes(app, ready)
+        add_ops_routes(app, ready, component)
         self._runner = web.AppRunner(app, access_log=None)
 
     async def start(self) -> bool:

@@ -34,3 +34,29 @@ async def test_ops_server_reports_health_readiness_and_metrics() -> None:
                 assert "lockerlink_test_probe_total 1.0" in await response.text()
     finally:
         await server.stop()
+
+
+async def test_a_component_reports_its_own_metric_families_only() -> None:
+    # Every component's metrics live in this process, as in a real one.
+    import consumers.metrics  # noqa: F401
+    import streams.app  # noqa: F401
+    import token_service.metrics  # noqa: F401
+
+    server = OpsServer("stream", "127.0.0.1", 0)
+    await server.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{server.port}/metrics") as response,
+        ):
+            families = {
+                line.split()[2]
+                for line in (await response.text()).splitlines()
+                if line.startswith("# TYPE ")
+            }
+    finally:
+        await server.stop()
+    ours = {f for f in families if f.startswith("lockerlink_")}
+    assert "lockerlink_stream_records_total" in ours
+    assert ours and all(f.startswith("lockerlink_stream_") for f in ours), ours
+    assert any(f.startswith("process_") for f in families)  # the process's own

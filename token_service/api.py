@@ -132,7 +132,7 @@ class TokenApi:
             "/v1/admin/lockers/{locker_id}/revoke", self.revoke, name="admin.revoke"
         )
         router.add_get("/openapi.yaml", openapi_document, name="openapi")
-        add_ops_routes(app, self.ready)
+        add_ops_routes(app, self.ready, "token-service")
         return app
 
     async def ready(self) -> bool:
