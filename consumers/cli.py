@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 import uuid
 from collections.abc import Callable, Coroutine
@@ -41,6 +40,7 @@ from lockerlink.registry import load_registry
 from lockerlink.registry_reload import StoreLookup, store_lookup
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
+from lockerlink.shutdown import stop_requested
 from lockerlink.status import StatusBoard
 from schemas.topics import store_topic
 
@@ -124,10 +124,7 @@ async def _deliver_until_signal(
         alerter,
         settings.delivery_locker_down_alert_s,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_requested()
     await ops.start()
     watching = asyncio.create_task(watch.run())
     try:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
 import ssl
 
 import aiohttp
@@ -19,6 +17,7 @@ from lockerlink.redis_store import connect_redis
 from lockerlink.registry import load_registry
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
+from lockerlink.shutdown import stop_requested
 from lockerlink.status import StatusBoard
 from lockerlink.status_page import TokenState, TokenStates, make_status_app
 
@@ -83,11 +82,7 @@ async def _serve(settings: Settings, runner: web.AppRunner) -> None:
         port,
         where,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_requested().wait()
 
 
 async def run_status_page(settings: Settings) -> None:

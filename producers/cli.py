@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import click
 
@@ -14,6 +13,7 @@ from lockerlink.keys import KeySpace
 from lockerlink.redis_store import connect_redis
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
+from lockerlink.shutdown import stop_requested
 from producers.health import alerter_hook
 from producers.merchants import ConnectedMerchants
 from producers.process import PollerProcess
@@ -53,10 +53,7 @@ async def _run(settings: Settings, webhooks: bool) -> None:
         serve_webhooks=webhooks,
         ops_port=settings.poller_ops_port,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_requested()
     try:
         await process.start()
         if process.webhook_url is not None:

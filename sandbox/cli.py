@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 
 import click
 
+from lockerlink.shutdown import stop_requested
 from sandbox.clover_cli import clover
 from sandbox.locker import LockerFaults, LockerSandbox
 
@@ -69,10 +69,7 @@ def locker(
 async def _serve(server: LockerSandbox) -> None:
     url = await server.start()
     click.echo(f"locker sandbox listening on {url}", err=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_requested()
     try:
         await stopping.wait()
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from pathlib import Path
 
 import click
@@ -12,6 +11,7 @@ import click
 from lockerlink.cli import settings_from
 from lockerlink.local_secrets import local_secret
 from lockerlink.settings import Settings
+from lockerlink.shutdown import stop_requested
 from sandbox.clover import CloverSandbox
 from sandbox.clover_config import CloverConfig
 from sandbox.clover_limits import RateLimits
@@ -115,10 +115,7 @@ async def _serve(sandbox: CloverSandbox, host: str, port: int) -> None:
     url = await sandbox.start(host, port)
     click.echo(f"clover sandbox listening on {url}", err=True)
     click.echo(f"merchants: {', '.join(sandbox.merchant_ids)}", err=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_requested()
     try:
         await stopping.wait()
     finally:

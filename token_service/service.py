@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import ssl
 import sys
 import time
@@ -28,6 +27,7 @@ from lockerlink.listen import start_site
 from lockerlink.local_secrets import admin_credential, admin_credential_path
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
+from lockerlink.shutdown import stop_requested
 from token_service.alerts import ReauthAlerts
 from token_service.api import TokenApi
 from token_service.authorization import MerchantAuthorization
@@ -164,10 +164,7 @@ async def _serve(settings: Settings, out: IO[str]) -> None:
             file=out,
             flush=True,
         )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_requested()
     try:
         await stopping.wait()
     finally:
