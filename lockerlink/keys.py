@@ -31,6 +31,9 @@ class KeySpace:
     def rotation_outbox(self) -> str:
         return self._key("vault", "outbox")
 
+    def rotation_latest(self) -> str:
+        return self._key("vault", "latest-event")
+
     def merchant(self, merchant_id: str) -> str:
         return self._key("merchant", merchant_id)
 

@@ -82,6 +82,41 @@ async def test_a_newer_event_replaces_an_older_one_still_waiting(
     assert await vault.events.pending() == []
 
 
+async def test_the_newest_event_is_the_last_published_when_publishes_cross(
+    vault_rig: Rig,
+) -> None:
+    published: list[TokenRotationEvent] = []
+    kafka_down = True
+    vault = None
+
+    async def publish(event: TokenRotationEvent) -> None:
+        if kafka_down:
+            raise BrokerError("broker unreachable")
+        if event.reason is RotationReason.CONNECT and not published:
+            # While the drain sends the old event, the merchant rotates and the
+            # newer event goes out first: the two publishes cross.
+            assert vault is not None
+            vault_rig.clock.advance(60)
+            await vault.force_refresh(event.merchant_id)
+            await vault.settle_events()
+        published.append(event)
+
+    vault = vault_rig.make_vault(publisher=CallbackRotationPublisher(publish))
+    await vault_rig.connect(vault)
+    await vault.settle_events()
+    kafka_down = False
+    await vault.events.drain()
+
+    reasons = [event.reason for event in published]
+    assert reasons == [
+        RotationReason.FORCED,
+        RotationReason.CONNECT,
+        RotationReason.FORCED,
+    ]
+    assert published[-1].token_version == max(e.token_version for e in published)
+    assert await vault.events.pending() == []
+
+
 async def _first_event(bootstrap: str, topic: str) -> TokenRotationEvent:
     consumer = make_consumer(bootstrap, None)
     consumer.subscribe([topic])

@@ -7,9 +7,14 @@ the proactive refresher drains the outbox every few seconds, so the event goes o
 once Kafka is back, even from another process after a crash.
 
 One entry per merchant, because the topic is compacted by merchant: a newer event
-replaces an older one still waiting, and only the newest matters. An older event
-that a slow drain publishes after a newer one is possible; consumers keep the event
-with the highest ``token_version``.
+replaces an older one still waiting, and only the newest matters.
+
+The newest event is also the last one published for its merchant, so that compaction
+keeps it. Two publishes can cross (a drain sending an older event while a rotation
+sends a newer one, or two processes' background sends), so every publish ends by
+comparing what it sent with the merchant's newest event, kept in a second hash; if
+they differ, it sends the newest again, after its own. A repeat of the newest event
+is harmless: consumers keep the event with the highest ``token_version``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ return 0
 """
 
 
+# A merchant rotating again while its previous event goes out is rare; rotating
+# faster than events publish would be a fault of its own, and the drain follows up.
+_MAX_CATCH_UPS = 3
+
+
 class RotationOutbox:
     """Publishes rotation events, keeping each in Redis until it is published."""
 
@@ -47,17 +57,46 @@ class RotationOutbox:
     ) -> None:
         self._redis = redis
         self._key = keyspace.rotation_outbox()
+        self._latest_key = keyspace.rotation_latest()
         self._publisher = publisher
         self._take_if_same = redis.register_script(_TAKE_IF_SAME)
 
     async def put(self, event: TokenRotationEvent) -> bytes:
         """Keep ``event`` until published; returns it as published."""
         payload = event.model_dump_json().encode()
-        await self._redis.hset(self._key, event.merchant_id, payload)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key, event.merchant_id, payload)
+            pipe.hset(self._latest_key, event.merchant_id, payload)
+            await pipe.execute()
         return payload
 
     async def publish(self, event: TokenRotationEvent, payload: bytes) -> bool:
-        """Publish one event put before; True if Kafka acknowledged it."""
+        """Publish one event put before; True if Kafka acknowledged it.
+
+        Then, if a newer event of the merchant was put meanwhile, that one again,
+        so the newest is the last on the topic.
+        """
+        for _ in range(_MAX_CATCH_UPS + 1):
+            if not await self._publish_one(event, payload):
+                return False
+            found = await self._redis.hget(self._latest_key, event.merchant_id)
+            if found is None:
+                return True
+            newest = found if isinstance(found, bytes) else found.encode()
+            if newest == payload:
+                return True
+            try:
+                event = TokenRotationEvent.model_validate_json(newest)
+            except ValidationError:
+                log.error(
+                    "unreadable newest rotation event; not sent again",
+                    extra={"merchant_id": event.merchant_id},
+                )
+                return True
+            payload = newest
+        return True
+
+    async def _publish_one(self, event: TokenRotationEvent, payload: bytes) -> bool:
         try:
             await self._publisher.publish(event)
         except LockerlinkError as exc:
