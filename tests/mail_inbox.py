@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 
 import pytest
@@ -23,11 +23,14 @@ class Inbox:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         assert isinstance(envelope.content, bytes)
-        self.messages.append(message_from_bytes(envelope.content))
+        # The default policy unfolds long headers, so a subject reads as it was sent.
+        self.messages.append(
+            message_from_bytes(envelope.content, policy=policy.default)
+        )
         return "250 OK"
 
     def subjects(self) -> list[str]:
-        return [str(message["Subject"]) for message in self.messages]
+        return [str(message["Subject"]).strip() for message in self.messages]
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from lockerlink.alerts import Alerter
+from lockerlink.alerts import Alerter, SmtpSender
 from lockerlink.errors import TokenUnavailable
 from schemas.token_rotation import MerchantState, RotationReason, token_fingerprint
+from tests.mail_inbox import Inbox
 from tests.token_fixtures import Rig
 from token_service.alerts import ReauthAlerts, reauth_alert_key
 from token_service.refresh_lock import RefreshLock
@@ -293,10 +294,12 @@ async def test_answer_lost_after_clover_rotated_is_recovered_without_reuse(
     assert after.token != fresh.token and _spent_twice(vault_rig) == 0
 
 
-async def test_reauth_alert_is_raised_once_and_cleared_on_reconnect(
-    vault_rig: Rig,
+async def test_reauth_mails_once_across_processes_and_once_on_reconnect(
+    vault_rig: Rig, smtp_inbox: tuple[Inbox, int]
 ) -> None:
-    alerter = Alerter(vault_rig.redis, vault_rig.keyspace, None, "token-service")
+    inbox, smtp_port = smtp_inbox
+    sender = SmtpSender("127.0.0.1", smtp_port, "lockerlink@test", ["ops@test"], 5)
+    alerter = Alerter(vault_rig.redis, vault_rig.keyspace, sender, "token-service")
     vault = vault_rig.make_vault(alerts=ReauthAlerts(alerter))
     other = vault_rig.make_vault(separate_connection=True, alerts=ReauthAlerts(alerter))
     merchant = await vault_rig.connect(vault)
@@ -308,7 +311,14 @@ async def test_reauth_alert_is_raised_once_and_cleared_on_reconnect(
         with pytest.raises(TokenUnavailable):
             await each.get_access_token(merchant)
     assert await vault_rig.redis.exists(alert_key)
+    raised = [s for s in inbox.subjects() if merchant in s]
+    assert len(raised) == 1 and "must authorize lockerlink again" in raised[0]
+    body = inbox.messages[-1].get_payload()
+    assert "lockerlink merchants connect --store" in str(body)
 
     vault_rig.sandbox.tokens.install(merchant)
     await vault_rig.connect(vault)
     assert not await vault_rig.redis.exists(alert_key)
+    subjects = [s for s in inbox.subjects() if merchant in s]
+    condition = raised[0].removeprefix("[lockerlink] ")
+    assert subjects == [raised[0], f"[lockerlink] RESOLVED: {condition}"]
