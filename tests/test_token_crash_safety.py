@@ -96,7 +96,7 @@ async def test_process_dying_after_clover_answered_is_recovered(
     assert calls.count("refresh", outcome="reused") == 0
     assert calls.count("recovery", outcome="reused") == 0
     assert await vault.pairs.in_flight(merchant) is None
-    assert vault_rig.events[-1].reason is RotationReason.RECOVERY
+    assert (await vault_rig.published())[-1].reason is RotationReason.RECOVERY
 
 
 async def _eventually_token(vault: Vault, merchant: str) -> AccessToken:

@@ -87,7 +87,7 @@ async def test_minimum_validity_gets_a_fresher_token(vault_rig: Rig) -> None:
     assert same.token == first.token
     assert fresher.token != first.token
     assert fresher.remaining_s(int(vault_rig.clock() * 1000)) > 15 * 60
-    assert vault_rig.events[-1].reason is RotationReason.PROACTIVE
+    assert (await vault_rig.published())[-1].reason is RotationReason.PROACTIVE
 
 
 async def test_rejected_current_token_is_refreshed_once(vault_rig: Rig) -> None:
@@ -102,7 +102,7 @@ async def test_rejected_current_token_is_refreshed_once(vault_rig: Rig) -> None:
     assert {r.token for r in reports} != {first.token}
     assert len({r.token for r in reports}) == 1
     assert vault_rig.sandbox.calls.count("refresh") == 1
-    assert vault_rig.events[-1].reason is RotationReason.REJECTED
+    assert (await vault_rig.published())[-1].reason is RotationReason.REJECTED
 
 
 async def test_report_of_an_older_token_answers_the_newer_one_at_once(
@@ -287,7 +287,7 @@ async def test_answer_lost_after_clover_rotated_is_recovered_without_reuse(
     assert fresh.token != current.token
     assert vault_rig.sandbox.tokens.merchant_of_access(fresh.token) == merchant
     assert _spent_twice(vault_rig) == 0
-    assert vault_rig.events[-1].reason is RotationReason.RECOVERY
+    assert (await vault_rig.published())[-1].reason is RotationReason.RECOVERY
     # The recovered pair's refresh token works for the next rotation.
     vault_rig.clock.advance(30 * 60)
     after = await vault.get_access_token(merchant, min_validity_s=5 * 60)

@@ -87,6 +87,16 @@ class Rig:
         self.vaults.append(vault)
         return vault
 
+    async def published(self) -> list[TokenRotationEvent]:
+        """Every event published so far, once each vault's publishes settled.
+
+        A vault answers its callers as soon as a new pair is durable; the event
+        of that rotation follows moments later.
+        """
+        for vault in self.vaults:
+            await vault.settle_events()
+        return self.events
+
     async def connect(
         self, vault: Vault, store_id: str = "store-1", merchant_id: str | None = None
     ) -> str:

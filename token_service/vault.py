@@ -12,7 +12,8 @@ HTTP API and the Clover poller both use it::
 How one refresh per merchant is kept, across every process:
 
 1. In one process, concurrent callers for a merchant share one in-flight refresh
-   (an asyncio task).
+   (an asyncio task). They are answered as soon as the new pair is durable in
+   Redis; the task finishes its bookkeeping (schedule, event, lock) after that.
 2. Across processes, the task takes the merchant's Redis lock (owner token, lease
    longer than two Clover calls) and re-reads the stored pair: if its version moved
    since the caller looked, another process already rotated and that pair is the
@@ -115,7 +116,7 @@ class Vault:
         self.alerts = alerts or ReauthAlerts()
         self._after_clover_answer = after_clover_answer
         self._clock = clock
-        self._flights: dict[str, asyncio.Task[Snapshot]] = {}
+        self._flights: dict[str, asyncio.Future[Snapshot]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._wait_limit_s = settings.token_refresh_lease_s + settings.clover_timeout_s
 
@@ -237,23 +238,62 @@ class Vault:
     async def _refresh(
         self, merchant_id: str, seen_version: int, reason: RotationReason
     ) -> Snapshot:
-        flight = self._flights.get(merchant_id)
-        if flight is None:
+        answer = self._flights.get(merchant_id)
+        if answer is None:
+            answer = asyncio.get_running_loop().create_future()
+            answer.add_done_callback(_retrieved)
+            self._flights[merchant_id] = answer
             flight = asyncio.create_task(
-                self._refresh_across_processes(merchant_id, seen_version, reason)
+                self._fly(answer, merchant_id, seen_version, reason)
             )
-            self._flights[merchant_id] = flight
-            flight.add_done_callback(self._landed(merchant_id))
-        return await asyncio.shield(flight)
+            self._background.add(flight)
+            flight.add_done_callback(self._landed(merchant_id, answer))
+        return await asyncio.shield(answer)
 
-    def _landed(self, merchant_id: str) -> Callable[[asyncio.Task[Snapshot]], None]:
-        def done(task: asyncio.Task[Snapshot]) -> None:
-            if self._flights.get(merchant_id) is task:
+    async def _fly(
+        self,
+        answer: asyncio.Future[Snapshot],
+        merchant_id: str,
+        seen_version: int,
+        reason: RotationReason,
+    ) -> None:
+        """One refresh; ``answer`` gets its result, early if it rotates."""
+        try:
+            snapshot = await self._refresh_across_processes(
+                merchant_id, seen_version, reason
+            )
+        except asyncio.CancelledError:
+            answer.cancel()
+            raise
+        except Exception as exc:
+            if not answer.done():
+                answer.set_exception(exc)
+                return
+            # Callers already have the new token; only the bookkeeping failed.
+            log.warning(
+                "token rotated, but its bookkeeping failed: %s",
+                type(exc).__name__,
+                extra={"merchant_id": merchant_id},
+            )
+            return
+        if not answer.done():
+            answer.set_result(snapshot)
+
+    def _landed(
+        self, merchant_id: str, answer: asyncio.Future[Snapshot]
+    ) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._background.discard(task)
+            if self._flights.get(merchant_id) is answer:
                 del self._flights[merchant_id]
-            if not task.cancelled():
-                task.exception()  # retrieved here so nobody sees "never retrieved"
 
         return done
+
+    def _answer_waiters(self, rotated: Snapshot) -> None:
+        """Hand a durable new pair to this process's callers waiting for it."""
+        answer = self._flights.get(rotated.merchant_id)
+        if answer is not None and not answer.done():
+            answer.set_result(rotated)
 
     async def _refresh_across_processes(
         self, merchant_id: str, seen_version: int, reason: RotationReason
@@ -361,11 +401,13 @@ class Vault:
                 extra={"merchant_id": merchant_id},
             )
             return await self._current(merchant_id)
-        await self.merchants.record_refresh(merchant_id)
-        await self.schedule.plan(merchant_id, pair.access_expires_at_ms)
         rotated = Snapshot(
             merchant_id, pair, version, self.keys.current_id, self._now_ms()
         )
+        # Durable now: the waiting callers need nothing of what follows.
+        self._answer_waiters(rotated)
+        await self.merchants.record_refresh(merchant_id)
+        await self.schedule.plan(merchant_id, pair.access_expires_at_ms)
         metrics.ROTATIONS.labels(reason.value).inc()
         metrics.ACCESS_EXPIRY.mark(merchant_id, pair.access_expires_at_ms / 1000)
         log.info(
@@ -489,7 +531,7 @@ class Vault:
             await self.events.publish(event, payload)
 
     async def settle_events(self) -> None:
-        """Wait until this process's publishes in progress have finished."""
+        """Wait until this process's rotations and publishes in progress finish."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
@@ -509,6 +551,12 @@ class Vault:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+def _retrieved(answer: asyncio.Future[Snapshot]) -> None:
+    # Read here, so an error nobody waited for is not reported as never retrieved.
+    if not answer.cancelled():
+        answer.exception()
 
 
 def _reauth_required(merchant_id: str) -> TokenUnavailable:
