@@ -522,7 +522,7 @@ def _stampede_rows(
         f"added by the stampede: {added_ms:+.0f} ms over the valid-token burst "
         f"(target <= sandbox refresh + 100 ms = {sandbox_ms + 100:.0f} ms: {own}); "
         f"slowest - sandbox refresh = {slowest_ms - sandbox_ms:.0f} ms (literal "
-        f"target <= 100 ms: {literal}, under the bare handler's own "
+        f"target <= 100 ms: {literal}; the bare handler alone needs "
         f"{bare_ms:.0f} ms); slowest {slowest_ms / bare_ms:.2f} x the bare "
         "handler's",
     )
