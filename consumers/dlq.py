@@ -215,7 +215,10 @@ async def redrive(
 
 async def _send_back(producer: AIOKafkaProducer, entry: Entry) -> None:
     letter = entry.letter
-    headers = [(name, value.encode()) for name, value in letter.original_headers]
+    headers: list[tuple[str, bytes | None]] = [
+        (name, None if value is None else value.encode())
+        for name, value in letter.original_headers
+    ]
     headers.append((REDRIVE_HEADER, entry.id.encode()))
     try:
         await producer.send_and_wait(

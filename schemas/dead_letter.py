@@ -39,7 +39,9 @@ class DeadLetter(BaseModel):
     source_offset: int
     original_key_b64: str | None
     original_value_b64: str
-    original_headers: tuple[tuple[str, str], ...] = ()
+    # Header values as UTF-8 text (bytes that are not become U+FFFD); Kafka allows a
+    # header without a value, kept as null.
+    original_headers: tuple[tuple[str, str | None], ...] = ()
     store_id: str | None = None
     merchant_id: str | None = None
     at: datetime
@@ -48,7 +50,7 @@ class DeadLetter(BaseModel):
     def of_record(
         cls,
         record: SourceRecord,
-        headers: Iterable[tuple[str, bytes]] | None,
+        headers: Iterable[tuple[str, bytes | None]] | None,
         *,
         reason: str,
         detail: str,
@@ -69,7 +71,7 @@ class DeadLetter(BaseModel):
             original_key_b64=None if record.key is None else cls.encode(record.key),
             original_value_b64=cls.encode(record.value or b""),
             original_headers=tuple(
-                (name, value.decode("utf-8", errors="replace"))
+                (name, None if value is None else value.decode("utf-8", "replace"))
                 for name, value in headers or ()
             ),
             store_id=store_id,
