@@ -58,8 +58,36 @@ def _scrub(value: Any, name: str = "", orders: bool = True) -> Any:
     return value
 
 
+# Log lines name their ids in `extra` (see STYLE); these become the tags operators
+# filter by, so every component's ERROR lines are tagged without extra calls.
+_ID_TAGS = (
+    ("merchant", "merchant"),
+    ("merchant_id", "merchant"),
+    ("store", "store"),
+    ("store_id", "store"),
+)
+
+
+def tag_from_extra(event: dict[str, Any]) -> None:
+    """Tag the event with the store and merchant ids its log line names.
+
+    The line's own ids win over tags set on the scope: they are the more specific.
+    """
+    extra = event.get("extra")
+    if not isinstance(extra, Mapping):
+        return
+    tags = event.setdefault("tags", {})
+    if not isinstance(tags, dict):
+        return
+    for field, tag in _ID_TAGS:
+        value = extra.get(field)
+        if isinstance(value, str) and value:
+            tags[tag] = value
+
+
 def scrub_event(event: dict[str, Any], hint: object = None) -> dict[str, Any]:
-    """Sentry `before_send`: remove secrets and order contents from an event."""
+    """Sentry `before_send`: tag the ids, remove secrets and order contents."""
+    tag_from_extra(event)
     request = event.get("request")
     if isinstance(request, dict):
         request.pop("data", None)

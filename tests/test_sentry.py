@@ -38,8 +38,9 @@ async def test_error_arrives_tagged_and_without_secrets(
 ) -> None:
     server, dsn = ingest
     assert init_sentry(Settings(sentry_dsn=dsn), component="token-service")
-    tag_ids(store_id="downtown", merchant_id="MERCHANT0001")
-    with sentry_sdk.new_scope() as scope:
+    # Its own isolation scope, as each task of a service has: the tags end with it.
+    with sentry_sdk.isolation_scope(), sentry_sdk.new_scope() as scope:
+        tag_ids(store_id="downtown", merchant_id="MERCHANT0001")
         scope.set_extra("access_token", ACCESS_TOKEN)
         scope.set_extra("pin", "483920")
         # Built at run time so the test's own source lines (which Sentry sends as
@@ -78,6 +79,32 @@ async def test_error_log_line_becomes_an_event(
 
     assert len(server.events) == 1
     assert b"rt-0123456789abcdef" not in b"".join(server.raw_bodies)
+
+
+async def test_error_log_line_is_tagged_with_the_ids_it_names(
+    ingest: tuple[SentryIngest, str],
+) -> None:
+    server, dsn = ingest
+    init_sentry(Settings(sentry_dsn=dsn), component="delivery")
+    with sentry_sdk.isolation_scope():
+        logging.getLogger("lockerlink.test").error(
+            "locker refuses us", extra={"store": "pho-downtown", "status": 401}
+        )
+    with sentry_sdk.isolation_scope():
+        logging.getLogger("lockerlink.test").error(
+            "token refresh failed",
+            extra={"merchant_id": "MERCHANT0002", "store_id": "taqueria"},
+        )
+    await asyncio.to_thread(sentry_sdk.flush, 5)
+
+    tags = sorted(
+        (e["tags"].get("store"), e["tags"].get("merchant"), e["tags"]["component"])
+        for e in server.events
+    )
+    assert tags == [
+        ("pho-downtown", None, "delivery"),
+        ("taqueria", "MERCHANT0002", "delivery"),
+    ]
 
 
 def test_no_dsn_means_no_sentry() -> None:
