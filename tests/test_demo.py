@@ -96,11 +96,19 @@ def test_make_run_delivers_orders_to_lockers_and_stops_cleanly(
             match = ORDER_LINE.match(line.strip())
             if match:
                 orders.append(match)
-            if len({m["store"] for m in orders}) >= 3 or line.startswith("stopping"):
+            enough = len({m["store"] for m in orders}) >= 3 and any(
+                m["channel"] == "delivery" for m in orders
+            )
+            if enough or line.startswith("stopping"):
                 break
         stores = {m["store"] for m in orders}
         assert len(stores) >= 3, "\n".join(output)
         assert all(m["channel"] in ("in_store", "delivery") for m in orders)
+        # The generator mixes platform orders in; they reach lockers as deliveries.
+        platforms = {m["platform"] for m in orders if m["channel"] == "delivery"}
+        assert platforms and "-" not in platforms, "\n".join(output)
+        status_url = f"http://127.0.0.1:{env['LOCKERLINK_STATUS_PAGE_PORT']}/"
+        assert any(line.startswith(f"status  {status_url}") for line in output)
         assert sum(line.startswith("store ") for line in output) == 5
         # Orders reached lockers, so every service behind them says it is ready.
         assert all(_ready(int(env[name])) for name in OPS_PORTS)
