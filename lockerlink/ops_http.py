@@ -32,6 +32,8 @@ OWN_FAMILIES: dict[str, tuple[str, ...]] = {
     "stream": ("lockerlink_stream_",),
     "delivery": ("lockerlink_delivery_",),
     "token-service": ("lockerlink_token_",),
+    # The status page reads others' facts and has no lockerlink families itself.
+    "status-page": (),
 }
 
 

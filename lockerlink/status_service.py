@@ -98,7 +98,7 @@ async def run_status_page(settings: Settings) -> None:
         credential,
         token_states_from_service(settings, http, credential),
     )
-    add_ops_routes(app)
+    add_ops_routes(app, component="status-page")
     runner = web.AppRunner(app, access_log=None)
     try:
         await _serve(settings, runner)

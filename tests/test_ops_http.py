@@ -60,3 +60,21 @@ async def test_a_component_reports_its_own_metric_families_only() -> None:
     assert "lockerlink_stream_records_total" in ours
     assert ours and all(f.startswith("lockerlink_stream_") for f in ours), ours
     assert any(f.startswith("process_") for f in families)  # the process's own
+
+
+async def test_the_status_page_lists_no_lockerlink_families_of_others() -> None:
+    import consumers.metrics  # noqa: F401
+    import token_service.metrics  # noqa: F401
+
+    server = OpsServer("status-page", "127.0.0.1", 0)
+    await server.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{server.port}/metrics") as response,
+        ):
+            text = await response.text()
+    finally:
+        await server.stop()
+    assert "lockerlink_" not in text
+    assert "process_resident_memory_bytes" in text
