@@ -219,7 +219,7 @@ class PollerService:
                 if worker is not None:
                     worker.wake.set()
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis
 
     async def _run_merchant(self, worker: _Worker) -> None:
         """Poll one merchant until stopped; a long loop because it owns the cadence."""
