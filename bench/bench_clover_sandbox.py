@@ -34,7 +34,7 @@ ROUND_S = 2.0
 ROUNDS = 5
 PAGE_QUERY = (
     "expand=lineItems,lineItems.modifications,orderType"
-    "&filter=modifiedTime>=0&limit=100"
+    "&filter=modifiedTime>=0&orderBy=modifiedTime%20ASC&limit=100"
 )
 
 

@@ -191,6 +191,7 @@ async def _baseline(
     since_ms = int(time.time() * 1000) - 1000
     params = [
         ("filter", f"modifiedTime>={since_ms}"),
+        ("orderBy", "modifiedTime ASC"),
         ("expand", ",".join(ORDER_EXPANSIONS)),
         ("limit", "100"),
         ("offset", "0"),

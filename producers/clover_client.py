@@ -114,6 +114,9 @@ class CloverClient:
         """One page of orders modified at or after ``modified_since_ms``."""
         params = [
             ("filter", f"modifiedTime>={modified_since_ms}"),
+            # Keyset paging needs oldest change first; Clover's default is newest
+            # creation first.
+            ("orderBy", "modifiedTime ASC"),
             ("expand", ",".join(ORDER_EXPANSIONS)),
             ("limit", str(limit)),
             ("offset", str(offset)),

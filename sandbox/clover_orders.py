@@ -15,6 +15,7 @@ from sandbox.clover_query import (
     Page,
     parse_expand,
     parse_filters,
+    parse_order_by,
     parse_page,
 )
 from sandbox.clover_rejection import Rejection
@@ -126,9 +127,11 @@ class OrdersApi:
         query = request.query
         selection = parse_filters(query.getall("filter", []))
         expand = parse_expand(query.getall("expand", []), ORDER_EXPANSIONS)
+        ordering = parse_order_by(query.getall("orderBy", []))
         page = self._page(request)
         merchant_id = request.match_info["mId"]
         found = self._book.listing(merchant_id, selection.keep, selection.since_ms)
+        found = ordering.sort(found)
         chosen = found[page.offset : page.offset + page.limit]
         parts = [self._render.order_json(merchant_id, doc, expand) for doc in chosen]
         return web.Response(

@@ -1,4 +1,5 @@
-"""Clover's list query language: ``filter=``, ``expand=``, ``limit`` and ``offset``."""
+"""Clover's list query language: ``filter=``, ``orderBy=``, ``expand=``, ``limit``
+and ``offset``."""
 
 from __future__ import annotations
 
@@ -98,6 +99,54 @@ def parse_expand(values: Iterable[str], allowed: frozenset[str]) -> frozenset[st
     if unknown:
         raise _bad(f"Unknown expand {', '.join(sorted(unknown))}")
     return frozenset(asked)
+
+
+ORDER_BY_FIELDS = ("createdTime", "modifiedTime", "id")
+_ORDER_TERM = re.compile(r"^\s*([A-Za-z]+)(?:\s+(ASC|DESC))?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """How a listing is sorted: (field, descending) terms, most significant first."""
+
+    terms: tuple[tuple[str, bool], ...]
+
+    @property
+    def by_modified_time(self) -> bool:
+        """Ascending modifiedTime first: the order the book keeps (no two orders of
+        a merchant share a modifiedTime, so later terms change nothing)."""
+        return bool(self.terms) and self.terms[0] == ("modifiedTime", False)
+
+    def sort(self, docs: list[Doc]) -> list[Doc]:
+        if self.by_modified_time:
+            return docs
+        ordered = docs
+        # Stable sorts from the least significant term up give the whole ordering.
+        for field, descending in reversed(self.terms):
+            ordered = sorted(ordered, key=_sort_key(field), reverse=descending)
+        return ordered
+
+
+def _sort_key(field: str) -> Callable[[Doc], Any]:
+    missing = "" if field == "id" else 0
+    return lambda doc: doc.get(field) or missing
+
+
+# Clover: "The default sort order is descending by creation time."
+DEFAULT_ORDERING = Ordering((("createdTime", True), ("id", False)))
+
+
+def parse_order_by(values: Iterable[str]) -> Ordering:
+    """``orderBy=field [ASC|DESC], ...`` (ascending when no direction); 400 else."""
+    terms: list[tuple[str, bool]] = []
+    for value in values:
+        for part in value.split(","):
+            match = _ORDER_TERM.match(part)
+            if match is None or match.group(1) not in ORDER_BY_FIELDS:
+                allowed = ", ".join(ORDER_BY_FIELDS)
+                raise _bad(f"Unsupported orderBy {part!r}; sortable fields: {allowed}")
+            terms.append((match.group(1), (match.group(2) or "").upper() == "DESC"))
+    return Ordering(tuple(terms)) if terms else DEFAULT_ORDERING
 
 
 @dataclass(frozen=True)

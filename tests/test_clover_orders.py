@@ -111,7 +111,8 @@ async def test_modified_time_and_id_filters_are_anded(
     ids = [order["id"] for order in made]
 
     async def ids_for(*filters: str) -> list[str]:
-        _, body, _ = await client.get("/orders", [("filter", f) for f in filters])
+        query = [("filter", f) for f in filters] + [("orderBy", "modifiedTime ASC")]
+        _, body, _ = await client.get("/orders", query)
         return [order["id"] for order in body["elements"]]
 
     async with aiohttp.ClientSession() as http:
@@ -218,7 +219,12 @@ async def test_keyset_paging_misses_and_repeats_nothing_while_orders_change(
         client = MerchantClient(http, clover_sandbox, merchant)
         while True:
             _, page, _ = await client.get(
-                "/orders", {"filter": f"modifiedTime>{cursor_ms}", "limit": "7"}
+                "/orders",
+                {
+                    "filter": f"modifiedTime>{cursor_ms}",
+                    "orderBy": "modifiedTime ASC",
+                    "limit": "7",
+                },
             )
             seen += [(o["id"], o["modifiedTime"]) for o in page["elements"]]
             if not page["elements"]:
@@ -235,6 +241,37 @@ async def test_keyset_paging_misses_and_repeats_nothing_while_orders_change(
         doc["id"]: doc["modifiedTime"] for doc in book.listing(merchant, lambda _: True)
     }
     assert set(latest.items()) <= set(seen)
+
+
+async def test_listing_is_newest_creation_first_unless_ordered_otherwise(
+    clover_sandbox_factory: SandboxFactory,
+) -> None:
+    clock = ManualClock()
+    sandbox = await clover_sandbox_factory(clock=clock)
+    merchant = sandbox.merchant_ids[0]
+    ids = []
+    for n in range(4):
+        ids.append(sandbox.orders.create(merchant, _order(f"o{n}"))["id"])
+        clock.advance(1)
+    sandbox.orders.update(merchant, ids[1], {"state": "locked"})
+
+    async def ids_for(order_by: str | None) -> tuple[int, list[str]]:
+        query = {} if order_by is None else {"orderBy": order_by}
+        status, body, _ = await client.get("/orders", query)
+        return status, [o["id"] for o in body.get("elements", [])]
+
+    async with aiohttp.ClientSession() as http:
+        client = MerchantClient(http, sandbox, merchant)
+        # As Clover documents: descending by creation time when not asked.
+        assert await ids_for(None) == (200, ids[::-1])
+        assert await ids_for("createdTime ASC") == (200, ids)
+        assert await ids_for("modifiedTime ASC") == (200, [ids[0], *ids[2:], ids[1]])
+        assert await ids_for("modifiedTime DESC") == (
+            200,
+            [ids[1], *ids[:1:-1], ids[0]],
+        )
+        assert (await ids_for("title ASC"))[0] == 400
+        assert (await ids_for("modifiedTime SIDEWAYS"))[0] == 400
 
 
 async def test_an_updated_order_is_served_in_its_new_version(
