@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from redis.exceptions import RedisError
 
 from lockerlink.dead_letter_alert import DeadLetterAlert
+from lockerlink.errors import DependencyError
 from lockerlink.registry import Store
 from lockerlink.status import StatusBoard
 from schemas.dead_letter import DeadLetter
@@ -55,9 +56,12 @@ class DeadLetterReport:
             await self.alert.seen(
                 store_id or letter.merchant_id, f"{letter.reason} at {where}"
             )
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, DependencyError) as exc:
+            # The store lookup wraps Redis trouble as RedisUnavailable; either way
+            # the batch is already on the broker and must not stop here.
             log.warning(
-                "dead letter not reported: %s",
+                "dead letter not reported: %s: %s",
+                type(exc).__name__,
                 exc,
                 extra={"reason": letter.reason, "store_id": letter.store_id},
             )

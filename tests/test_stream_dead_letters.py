@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,13 +12,14 @@ import sentry_sdk
 from aiohttp import web
 
 from lockerlink.embedded import free_port
-from lockerlink.registry import Store
+from lockerlink.registry import Store, StoreRegistry
 from lockerlink.sentry import init_sentry
 from lockerlink.settings import Settings
 from schemas.dead_letter import DeadLetter
 from schemas.raw_order import RawSource, order_record
 from schemas.topics import DEAD_LETTER, RAW_ORDERS
-from streams.dead_letters import DEAD_LETTERS
+from streams.app import StreamWorker
+from streams.dead_letters import DEAD_LETTERS, dead_letter
 from streams.ledger import MemoryLedger
 from streams.processor import OrderProcessor
 from streams.record import RawRecord
@@ -112,3 +114,28 @@ async def test_a_bad_record_does_not_stop_the_good_ones_around_it() -> None:
         if out.topic == DEAD_LETTER
     ]
     assert reasons == ["invalid_json", "not_an_order", "not_an_order"]
+
+
+async def test_reporting_a_dead_letter_while_redis_is_away_does_not_stop_the_worker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The letter names a merchant but no store: the report looks the store up in
+    # Redis, which is not there. The letter is already on the broker; the worker
+    # warns and goes on instead of raising out of the agent.
+    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    worker = StreamWorker(settings, StoreRegistry.from_mapping({"stores": []}))
+    record = RawRecord(RAW_ORDERS, 0, 7, b"MAWAY", b"not json", ())
+    out = dead_letter(
+        record,
+        reason="invalid_json",
+        detail="not JSON",
+        error_class="InputError",
+        merchant_id="MAWAY",
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="streams.dead_letter_report"):
+            await worker.produced([out])
+    finally:
+        await worker.close()
+    (line,) = [r for r in caplog.records if r.name == "streams.dead_letter_report"]
+    assert "dead letter not reported: RedisUnavailable" in line.getMessage()
