@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -351,7 +352,14 @@ class CloverOrder(_Lenient):
     order_type: OrderType = None
     customers: Customers = Field(default_factory=list)
     line_items: LineItems = Field(default_factory=list)
-    coercions: tuple[str, ...] = Field(default=(), exclude=True)
+    # Not a field: an order whose JSON happens to hold "coercions" must not be
+    # able to fill it, nor fail on it.
+    _coerced: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def coercions(self) -> tuple[str, ...]:
+        """What had to be converted or dropped to read the order, in field order."""
+        return self._coerced
 
     @classmethod
     def parse(cls, data: Any) -> CloverOrder:
@@ -363,9 +371,7 @@ class CloverOrder(_Lenient):
             data, context={_COERCIONS: sink}
         )
         if sink:
-            # The order was made a moment ago and nothing else holds it yet.
-            order.__dict__[_COERCIONS] = tuple(sink)
-            order.__pydantic_fields_set__.add(_COERCIONS)
+            order._coerced = tuple(sink)
         return order
 
     def owner_id(self) -> str | None:

@@ -93,3 +93,13 @@ def test_clean_values_and_odd_ones_read_alike() -> None:
         odd.voided,
     )
     assert clean.coercions == () and len(odd.coercions) == 2
+
+
+@pytest.mark.parametrize("sent", [5, "abc", None, ["forged note"], {"a": 1}])
+def test_an_order_field_named_coercions_neither_fails_nor_fills_the_notes(
+    sent: Any,
+) -> None:
+    order = CloverOrder.parse({"id": "O1", "total": "5", "coercions": sent})
+    assert order.id == "O1" and order.total == 5
+    assert order.coercions == ("total: text '5' read as integer",)
+    assert CloverOrder.parse({"id": "O1", "coercions": sent}).coercions == ()
