@@ -327,7 +327,11 @@ def dlq_show(ctx: click.Context, dead_letter_id: str) -> None:
         find_entries(settings.kafka_bootstrap_servers, [dead_letter_id])
     )
     shown = entry.letter.model_dump(mode="json")
-    shown["original_value"] = entry.letter.original_value().decode("utf-8", "replace")
+    shown["original_value"] = (
+        None
+        if entry.letter.original_omitted
+        else entry.letter.original_value().decode("utf-8", "replace")
+    )
     click.echo(json.dumps({"id": entry.id, **shown}, indent=2))
 
 

@@ -15,6 +15,8 @@ A re-drive is refused, unless forced, when the reason has not changed:
    ``<data dir>/dlq-redrives.jsonl`` on the machine that ran them.
 
 ``--force`` skips both checks; every re-drive writes an audit line either way.
+A dead letter that could not carry its record (``original_omitted``: it was too
+large) is refused even when forced: it names where the record still sits.
 """
 
 from __future__ import annotations
@@ -191,7 +193,9 @@ async def redrive(
     await start_client(producer, bootstrap_servers)
     try:
         for entry in entries:
-            refusal = None if force else unchanged_reason(entry, ledger)
+            refusal = _omitted(entry) or (
+                None if force else unchanged_reason(entry, ledger)
+            )
             if refusal is not None or dry_run:
                 results.append(RedriveResult(entry, False, refusal))
                 continue
@@ -211,6 +215,18 @@ async def redrive(
     finally:
         await producer.stop()
     return results
+
+
+def _omitted(entry: Entry) -> str | None:
+    """Why even a forced re-drive cannot send this one: it does not hold its record."""
+    letter = entry.letter
+    if not letter.original_omitted:
+        return None
+    return (
+        "the record was too large to keep in the dead letter; it is at "
+        f"{letter.source_topic}/{letter.source_partition}@{letter.source_offset} "
+        "(`lockerlink replay raw` re-runs a window of raw records)"
+    )
 
 
 async def _send_back(producer: AIOKafkaProducer, entry: Entry) -> None:

@@ -44,6 +44,12 @@ class DeadLetter(BaseModel):
     original_headers: tuple[tuple[str, str | None], ...] = ()
     store_id: str | None = None
     merchant_id: str | None = None
+    original_omitted: bool = Field(
+        False,
+        description="True when the record was too large to carry here: "
+        "original_value_b64 is empty and the record is still at source_topic, "
+        "source_partition, source_offset for as long as that topic keeps it.",
+    )
     at: datetime
 
     @classmethod
@@ -58,8 +64,10 @@ class DeadLetter(BaseModel):
         component: str,
         store_id: str | None = None,
         merchant_id: str | None = None,
+        omit_original: bool = False,
     ) -> DeadLetter:
-        """The dead letter for ``record``: why, where it sat, and it byte for byte."""
+        """The dead letter for ``record``: why, where it sat, and it byte for byte
+        (``omit_original``: its key and headers only, for a record too large)."""
         return cls(
             reason=reason,
             detail=detail,
@@ -69,13 +77,14 @@ class DeadLetter(BaseModel):
             source_partition=record.partition,
             source_offset=record.offset,
             original_key_b64=None if record.key is None else cls.encode(record.key),
-            original_value_b64=cls.encode(record.value or b""),
+            original_value_b64="" if omit_original else cls.encode(record.value or b""),
             original_headers=tuple(
                 (name, None if value is None else value.decode("utf-8", "replace"))
                 for name, value in headers or ()
             ),
             store_id=store_id,
             merchant_id=merchant_id,
+            original_omitted=omit_original,
             at=datetime.now(UTC),
         )
 

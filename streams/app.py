@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 import redis.asyncio as aioredis
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from prometheus_client import Counter
 
@@ -32,6 +32,7 @@ from lockerlink.settings import Settings
 from lockerlink.status import StatusBoard
 from schemas.topics import CORE_TOPICS, RAW_ORDERS, TopicSpec, store_of_topic
 from streams.dead_letter_report import DeadLetterReport
+from streams.dead_letters import too_large
 from streams.ledger import RedisLedger
 from streams.ops import serve_ops
 from streams.processor import OrderProcessor
@@ -178,15 +179,20 @@ class StreamWorker:
             len(records),
         )
 
-    async def deliver(self, producer: Any, outputs: Sequence[Output]) -> None:
-        """Send ``outputs`` in order until the broker acknowledged every one.
+    async def deliver(self, producer: Any, outputs: Sequence[Output]) -> list[Output]:
+        """Send ``outputs`` in order until the broker acknowledged every one; what
+        was sent in the end.
 
         After a failure the outputs from the first unacknowledged one on are sent
-        again, in order, after a growing pause: a store's events never overtake
-        each other (an output after the failure may arrive twice; consumers drop
-        repeats by event id). The caller commits the batch's offsets only after
-        this returns.
+        again, in order, after a growing pause. Outputs after the failed one may
+        already be on the broker, so they can arrive twice and, across a store's
+        orders, out of send order; consumers drop repeats by event id and never
+        apply an older order version over a newer one. An output the broker
+        refuses as too large is replaced by a dead letter without the record's
+        bytes (sending it again would fail forever and stall the partition). The
+        caller commits the batch's offsets only after this returns.
         """
+        outputs = list(outputs)
         delay_s = RETRY_FIRST_S
         sent = 0
         while sent < len(outputs):
@@ -198,6 +204,15 @@ class StreamWorker:
             sent += acknowledged
             if failure is None:
                 continue
+            if _too_large(failure):
+                log.error(
+                    "output of %d bytes refused as too large; dead-lettering it "
+                    "without its record",
+                    len(outputs[sent].value),
+                    extra={"topic": outputs[sent].topic},
+                )
+                outputs[sent] = too_large(outputs[sent], failure)
+                continue
             log.warning(
                 "send failed, %d of %d outputs acknowledged; sending the rest again: "
                 "%s: %s",
@@ -208,6 +223,18 @@ class StreamWorker:
             )
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, RETRY_MAX_S)
+        return outputs
+
+
+def _too_large(exc: BaseException) -> bool:
+    """Whether a send failed because the record is over the size limit (Faust
+    wraps the client's error, so its cause is looked at too)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, MessageSizeTooLargeError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 async def _send_in_order(
@@ -316,7 +343,7 @@ def make_app(
                 on_batch()
             records = [raw_record(event) for event in events]
             outputs = await worker.outputs_of(records)
-            await worker.deliver(app.producer, outputs)
+            outputs = await worker.deliver(app.producer, outputs)
             RECORDS.inc(len(records))
             await worker.produced(outputs)
             if on_produced is not None:

@@ -13,8 +13,9 @@ import sentry_sdk
 from prometheus_client import Counter
 
 from schemas.dead_letter import DeadLetter
-from schemas.topics import DEAD_LETTER
+from schemas.topics import DEAD_LETTER, store_of_topic
 from streams.record import Output, RawRecord
+from streams.transform import Reason
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def dead_letter(
     error_class: str,
     merchant_id: str | None = None,
     store_id: str | None = None,
+    omit_original: bool = False,
 ) -> Output:
     """The dead-letter record for ``record``; counts it and tells Sentry."""
     envelope = DeadLetter.of_record(
@@ -46,6 +48,7 @@ def dead_letter(
         component=COMPONENT,
         store_id=store_id,
         merchant_id=merchant_id,
+        omit_original=omit_original,
     )
     DEAD_LETTERS.labels(reason=reason).inc()
     _report(envelope)
@@ -62,7 +65,45 @@ def dead_letter(
         },
     )
     key = (merchant_id or "").encode() or None
-    return Output(DEAD_LETTER, key, envelope.model_dump_json().encode())
+    return Output(DEAD_LETTER, key, envelope.model_dump_json().encode(), record)
+
+
+def too_large(out: Output, error: BaseException) -> Output:
+    """The dead letter to send instead of ``out``, which the broker refused as too
+    large: where the raw record sits and why, without the record's bytes.
+
+    A locker event that big would be refused on every try, and so would a dead
+    letter carrying a raw record near the limit (base64 adds a third).
+    """
+    assert out.source is not None, "every stream output names its raw record"
+    record = out.source
+    if out.topic == DEAD_LETTER:
+        first = DeadLetter.model_validate_json(out.value)
+        what = f"dead letter ({first.reason}: {first.detail[:200]})"
+        merchant_id, store_id = first.merchant_id, first.store_id
+    else:
+        what = f"event for {out.topic}"
+        merchant_id = _header(record, "merchant_id")
+        store_id = store_of_topic(out.topic)
+    letter = dead_letter(
+        record,
+        reason=Reason.TOO_LARGE,
+        detail=f"{what} of {len(out.value)} bytes is over the broker's record "
+        f"limit ({type(error).__name__}); the raw record stays at "
+        f"{record.topic}/{record.partition}@{record.offset}",
+        error_class=type(error).__name__,
+        merchant_id=merchant_id,
+        store_id=store_id,
+        omit_original=True,
+    )
+    return letter
+
+
+def _header(record: RawRecord, name: str) -> str | None:
+    for key, value in record.headers:
+        if key == name and value:
+            return value.decode("utf-8", "replace")
+    return None
 
 
 def _report(envelope: DeadLetter) -> None:

@@ -214,6 +214,7 @@ class OrderProcessor:
             store_topic(event.store_id),
             event.store_id.encode(),
             event.model_dump_json().encode(),
+            item.record,
         )
 
     @staticmethod

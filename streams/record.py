@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.raw_order import KafkaHeaders
 
@@ -27,3 +27,5 @@ class Output:
     topic: str
     key: bytes | None
     value: bytes
+    # The raw record it was made from (None: not made from one).
+    source: RawRecord | None = field(default=None, compare=False, repr=False)

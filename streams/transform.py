@@ -49,6 +49,7 @@ class Reason(StrEnum):
     NO_STORE = "no_store"
     PIN_SPACE_EXHAUSTED = "pin_space_exhausted"
     INVALID_EVENT = "invalid_event"
+    TOO_LARGE = "too_large"
     INTERNAL_ERROR = "internal_error"
 
 
