@@ -125,6 +125,13 @@ class StreamWorker:
             self._redis = aioredis.Redis.from_url(self.settings.redis_url)
         return self._redis
 
+    async def store_of(self, merchant_id: str) -> Store | None:
+        """The merchant's store, a run-time override first; raises
+        `RedisUnavailable` when Redis cannot say."""
+        return await self.registry.resolve_merchant(
+            self.redis, self.keyspace, merchant_id
+        )
+
     def processor(self) -> OrderProcessor:
         """The processor, with its Redis client made in the running loop."""
         if self._processor is None:
@@ -135,13 +142,7 @@ class StreamWorker:
                 pin_hold_s=self.settings.stream_pin_hold_s,
                 order_ttl_s=self.settings.stream_order_ttl_s,
             )
-
-            async def resolve(merchant_id: str) -> Store | None:
-                return await self.registry.resolve_merchant(
-                    redis, self.keyspace, merchant_id
-                )
-
-            self._processor = OrderProcessor(resolve, ledger)
+            self._processor = OrderProcessor(self.store_of, ledger)
         return self._processor
 
     async def produced(self, outputs: Sequence[Output]) -> None:
@@ -154,7 +155,7 @@ class StreamWorker:
             self._report = DeadLetterReport(
                 StatusBoard(self.redis, self.keyspace),
                 DeadLetterAlert(alerter, settings.alert_dead_letters_quiet_s),
-                lambda m: self.registry.resolve_merchant(self.redis, self.keyspace, m),
+                self.store_of,
             )
         await self._report.produced(outputs)
 
