@@ -14,6 +14,8 @@ Classification (what delivery does next):
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,10 +23,14 @@ import aiohttp
 
 from schemas.token_rotation import token_fingerprint
 
+log = logging.getLogger(__name__)
+
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 ORDERS_PATH = "v1/orders"
 _ANSWER_LIMIT = 500
+# Bytes of a locker's answer read at most: enough for its error, never a flood.
+_READ_LIMIT = 4096
 _REFUSES_US = frozenset({401, 403, 404, 405})
 
 
@@ -46,6 +52,12 @@ class Answer:
     already_held: bool = False
     """The locker said it had this idempotency key already (409 or a replay)."""
 
+    @property
+    def summary(self) -> str:
+        """For logs, Sentry and mail: the status alone when the locker answered
+        (its body may echo the order), else what went wrong on our side."""
+        return f"HTTP {self.status}" if self.status is not None else self.detail
+
 
 def classify(status: int) -> Verdict:
     """The verdict for an HTTP status from a locker."""
@@ -66,12 +78,20 @@ def orders_url(base_url: str) -> str:
 
 
 def _retry_after_s(value: str | None) -> float:
+    """Seconds from a Retry-After header; 0 for a date, garbage or infinity."""
     if not value:
         return 0.0
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _usable_credential(credential: str) -> bool:
+    """Whether ``credential`` can go into a header as it is (a secret file's
+    trailing newline cannot, and aiohttp would raise on it)."""
+    return credential.isascii() and credential.isprintable() and " " not in credential
 
 
 def _scrub(text: str, credential: str | None) -> str:
@@ -105,6 +125,13 @@ class LockerApi:
         """Send one event's JSON with its idempotency key; never raises for I/O."""
         headers = {IDEMPOTENCY_HEADER: event_id, "Content-Type": "application/json"}
         if credential:
+            if not _usable_credential(credential):
+                return Answer(
+                    Verdict.REFUSES_US,
+                    None,
+                    "the store's locker credential holds a space, a control "
+                    "character (a trailing newline?) or non-ASCII text",
+                )
             headers["Authorization"] = f"Bearer {credential}"
         try:
             async with self.session.post(
@@ -114,7 +141,7 @@ class LockerApi:
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
                 allow_redirects=False,
             ) as response:
-                text = await response.text(errors="replace")
+                text = (await _read_some(response)).decode("utf-8", "replace")
                 return Answer(
                     verdict=classify(response.status),
                     status=response.status,
@@ -127,3 +154,24 @@ class LockerApi:
             return Answer(Verdict.TRANSIENT, None, f"no answer within {timeout_s}s")
         except aiohttp.ClientError as exc:
             return Answer(Verdict.TRANSIENT, None, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # A third-party client on a hostile answer can raise anything; one
+            # store's odd locker must not end the process serving every store.
+            log.warning(
+                "locker answer not understood: %s", type(exc).__name__, exc_info=True
+            )
+            return Answer(
+                Verdict.TRANSIENT, None, f"{type(exc).__name__} talking to the locker"
+            )
+
+
+async def _read_some(response: aiohttp.ClientResponse) -> bytes:
+    """The answer's body up to `_READ_LIMIT` bytes (all of a short one, so the
+    connection can be used again)."""
+    body = b""
+    while len(body) < _READ_LIMIT:
+        chunk = await response.content.read(_READ_LIMIT - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return body
