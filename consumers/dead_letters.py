@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
 
 from lockerlink.errors import BrokerError
@@ -48,12 +48,29 @@ def envelope(
 
 
 async def publish(producer: AIOKafkaProducer, letter: DeadLetter) -> None:
-    """Put ``letter`` on the dead-letter topic and wait until the broker has it."""
+    """Put ``letter`` on the dead-letter topic and wait until the broker has it.
+
+    A letter the broker refuses as too large (base64 makes a record near the limit
+    a third larger) goes without the record's bytes: sending it again would fail
+    for ever and hold the store.
+    """
     key = (letter.store_id or letter.merchant_id or "").encode() or None
     try:
-        await producer.send_and_wait(
-            DEAD_LETTER, key=key, value=letter.model_dump_json().encode()
-        )
+        try:
+            await producer.send_and_wait(
+                DEAD_LETTER, key=key, value=letter.model_dump_json().encode()
+            )
+        except MessageSizeTooLargeError:
+            if letter.original_omitted:
+                raise
+            log.error(
+                "dead letter too large; sending it without the record",
+                extra={"store": letter.store_id, "offset": letter.source_offset},
+            )
+            letter = letter.without_original()
+            await producer.send_and_wait(
+                DEAD_LETTER, key=key, value=letter.model_dump_json().encode()
+            )
     except KafkaError as exc:
         raise BrokerError(f"cannot write to {DEAD_LETTER}: {exc}") from exc
     log.warning(

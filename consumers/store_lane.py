@@ -209,7 +209,7 @@ class StoreLane:
         if opened:
             log.warning(
                 "locker failing; store paused: %s",
-                answer.detail,
+                answer.summary,
                 extra={"store": self.store_id, "status": answer.status},
             )
             self._report_breaker()
@@ -218,7 +218,7 @@ class StoreLane:
             self._report_breaker()
         if answer.verdict is Verdict.REFUSES_US and not self._held_alerted:
             self._held_alerted = True
-            detail = f"deliveries held: locker refuses us: {answer.detail}"
+            detail = f"deliveries held: locker refuses us: {answer.summary}"
             await raise_alert(
                 self.ctx.alert,
                 Alert(
@@ -230,9 +230,17 @@ class StoreLane:
     async def _reject(
         self, record: Record, event: LockerOrderEvent, answer: Answer
     ) -> None:
+        # The dead letter keeps the locker's words; the alert (log, Sentry, mail)
+        # only the status, since a locker's error may echo the order back.
         detail = f"locker answered HTTP {answer.status}: {answer.detail}"
         await self._dead_letter(
-            record, DeadLetterReason.LOCKER_REJECTED, detail, None, event, answer
+            record,
+            DeadLetterReason.LOCKER_REJECTED,
+            detail,
+            None,
+            event,
+            answer,
+            told=f"locker answered HTTP {answer.status}",
         )
 
     async def _dead_letter(
@@ -243,8 +251,11 @@ class StoreLane:
         error: Exception | None,
         event: LockerOrderEvent | None = None,
         answer: Answer | None = None,
+        *,
+        told: str | None = None,
     ) -> None:
-        """Set ``record`` aside (retrying until the broker has it) and alert."""
+        """Set ``record`` aside (retrying until the broker has it) and alert;
+        ``told``: what the alert says instead of ``detail``."""
         letter = envelope(
             record,
             reason=reason,
@@ -273,7 +284,7 @@ class StoreLane:
             AlertKind.DEAD_LETTER,
             self.store_id,
             f"record set aside ({reason}) at {record.topic}/{record.partition}"
-            f"@{record.offset}: {detail}",
+            f"@{record.offset}: {told or detail}",
             order_id=event.order_id if event else None,
             event_id=event.event_id if event else None,
             status=answer.status if answer else None,

@@ -92,6 +92,19 @@ class DeadLetter(BaseModel):
     def encode(data: bytes) -> str:
         return base64.b64encode(data).decode("ascii")
 
+    def without_original(self) -> DeadLetter:
+        """This letter without the record's bytes, for one too large to send."""
+        return self.model_copy(
+            update={
+                "original_value_b64": "",
+                "original_omitted": True,
+                "detail": f"{self.detail} (record of "
+                f"{len(self.original_value())} bytes too large to keep "
+                f"here; it stays at {self.source_topic}/{self.source_partition}"
+                f"@{self.source_offset})",
+            }
+        )
+
     def original_value(self) -> bytes:
         return base64.b64decode(self.original_value_b64)
 

@@ -149,10 +149,41 @@ async def test_rejected_and_unparseable_records_are_dead_lettered_and_store_move
     assert refused.original_value() == rejected.model_dump_json().encode()
     assert by_reason["invalid_event"].original_value() == b"{not json"
     assert {a.kind for a in running.alerts} == {AlertKind.DEAD_LETTER}
+    # The alert (log, Sentry, mail) names the status, not the locker's words,
+    # which may echo the order back; the dead letter keeps them.
+    [told] = [a for a in running.alerts if "locker_rejected" in a.detail]
+    assert "HTTP 422" in told.detail and "order_rejected" not in told.detail
     assert locker.state.accepted_event_ids() == [
         e.event_id for e in events if e is not rejected
     ]
     assert await committed_offset(kafka_bootstrap, group, store) == 7
+
+
+async def test_a_dead_letter_too_large_to_send_goes_without_its_record(
+    kafka_bootstrap: str, locker_sandbox: StartLocker, unique_name: Namer
+) -> None:
+    # 800 KB of junk on a store topic: its dead letter, in base64, is over the
+    # producer's 1 MiB limit. The store must not stall on it.
+    store = unique_name("big")
+    events = order_events(store, 2)
+    locker = await locker_sandbox()
+    await create_store_topics(kafka_bootstrap, [store])
+    async with running_delivery(
+        kafka_bootstrap,
+        registry_for({store: locker}),
+        group=unique_name("g"),
+        pattern=pattern_for(store),
+    ) as running:
+        await produce(kafka_bootstrap, events[:1])
+        await produce(kafka_bootstrap, [b"x" * 800_000], store_id=store)
+        await produce(kafka_bootstrap, events[1:])
+        await wait_until(lambda: len(locker.state.orders) == 2, "both orders")
+        await wait_until(lambda: len(running.alerts) == 1, "one alert")
+    [letter] = await dead_letters_for(kafka_bootstrap, store)
+    assert letter.reason == "invalid_event" and letter.original_omitted
+    assert letter.original_value() == b""
+    assert "record of 800000 bytes too large to keep here" in letter.detail
+    assert f"@{letter.source_offset})" in letter.detail
 
 
 async def test_nothing_is_committed_while_the_locker_has_acknowledged_nothing(
