@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -381,3 +382,46 @@ async def test_plain_http_is_not_served(token_api: ApiRig) -> None:
         with pytest.raises(aiohttp.ClientError):
             async with session.get(f"{plain}/healthz") as resp:
                 await resp.read()
+
+
+async def _raw_get(api: ApiRig, path: str, authorization: bytes) -> tuple[int, bytes]:
+    """A GET whose Authorization header holds exactly these bytes (no client
+    library would send bytes that are not UTF-8)."""
+    url = urlsplit(api.base_url)
+    context = ssl.create_default_context(cafile=str(api.ca))
+    reader, writer = await asyncio.open_connection(
+        url.hostname, url.port, ssl=context, server_hostname=url.hostname
+    )
+    try:
+        writer.write(
+            b"GET "
+            + path.encode()
+            + b" HTTP/1.1\r\nHost: "
+            + url.netloc.encode()
+            + b"\r\nAuthorization: "
+            + authorization
+            + b"\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@pytest.mark.parametrize(
+    ("path", "authorization"),
+    [
+        ("/v1/token", b"Bearer llk_\xff\xfe"),
+        ("/v1/token", b"Bearer llk_\xc3\xa9t\xc3\xa9"),
+        ("/v1/token", b"Bearer llk_a\tb"),
+        ("/v1/admin/lockers", b"Bearer adm\xff"),
+    ],
+)
+async def test_credentials_not_in_printable_ascii_get_401_not_500(
+    token_api: ApiRig, path: str, authorization: bytes
+) -> None:
+    status, body = await _raw_get(token_api, path, authorization)
+    assert status == 401, body
+    assert b"unauthenticated" in body

@@ -320,7 +320,15 @@ def _bearer(request: web.Request) -> str:
     if header is None:
         raise CredentialError("missing Authorization header", reason="missing")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip() or len(value) > 512:
+    # aiohttp keeps bytes that are not UTF-8 as surrogates; no credential we issue
+    # has anything but printable ASCII, so such a header is malformed, not a 500.
+    if (
+        scheme.lower() != "bearer"
+        or not value.strip()
+        or len(value) > 512
+        or not value.isascii()
+        or not value.strip().isprintable()
+    ):
         raise CredentialError(
             "Authorization must be 'Bearer <credential>'", reason="malformed"
         )
