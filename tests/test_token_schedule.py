@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
+import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from lockerlink.broker import ensure_topics, make_consumer
+from lockerlink.errors import CloverError
 from schemas.token_rotation import RotationReason, TokenRotationEvent
 from schemas.topics import TopicSpec
 from tests.token_fixtures import Rig
+from token_service.pair import TokenPair
 from token_service.refresher import ProactiveRefresher
 from token_service.rotation_events import KafkaRotationPublisher
 
@@ -84,3 +88,37 @@ async def test_rotation_event_on_kafka_names_the_fingerprint_not_the_token(
     assert event.fingerprint == token.fingerprint
     assert event.reason is RotationReason.CONNECT
     assert event.store_ids == ("store-1",)
+
+
+async def test_one_merchant_with_an_unreadable_record_does_not_stop_the_others(
+    vault_rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    vault = vault_rig.make_vault()
+    broken, fine = (vault_rig.sandbox.add_merchant() for _ in range(2))
+    for merchant in (broken, fine):
+        await vault_rig.connect(vault, f"store-{merchant.lower()}", merchant)
+    before = (await vault.get_access_token(fine)).token
+    # A state this release does not know (written by a newer one, or by hand).
+    await vault_rig.redis.hset(vault_rig.keyspace.merchant(broken), "state", "bogus")
+    vault_rig.clock.advance(30 * 60 - vault_rig.settings.token_refresh_margin_s)
+
+    with caplog.at_level(logging.ERROR, logger="token_service.refresher"):
+        claimed = await ProactiveRefresher(vault, concurrency=4).run_once()
+
+    assert claimed == 2
+    assert (await vault.get_access_token(fine)).token != before
+    [line] = [r for r in caplog.records if r.name == "token_service.refresher"]
+    assert line.getMessage().startswith("proactive refresh failed: ValueError at ")
+    assert getattr(line, "merchant_id", None) == broken
+
+
+def test_an_expiration_too_large_for_a_float_is_a_malformed_answer() -> None:
+    answer = {
+        "access_token": "a",
+        "refresh_token": "r",
+        "access_token_expiration": 10**400,
+        "refresh_token_expiration": 1_900_000_000,
+    }
+    with pytest.raises(CloverError, match="not a number") as caught:
+        TokenPair.from_clover(answer, "M1")
+    assert caught.value.retriable

@@ -82,7 +82,8 @@ def _seconds_to_ms(value: object, merchant_id: str | None) -> int:
         raise _malformed("token expiration is not a number", merchant_id)
     try:
         seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        # OverflowError: an integer too large for a float (JSON allows any length).
         raise _malformed("token expiration is not a number", merchant_id) from None
     if not 0 < seconds < 1e11:
         raise _malformed("token expiration is out of range", merchant_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 
 from redis.exceptions import RedisError
 
@@ -45,7 +46,10 @@ class ProactiveRefresher:
         try:
             await self._refresh_rounds(stopping)
         finally:
-            await draining
+            if not stopping.is_set():
+                draining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await draining
 
     async def _refresh_rounds(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -56,6 +60,10 @@ class ProactiveRefresher:
                 claimed = 0
             except (OSError, RedisError) as exc:
                 log.warning("proactive refresh round failed: %s", exc)
+                claimed = 0
+            except Exception as exc:
+                # A defect must not end proactive refresh for every merchant.
+                log.error("proactive refresh round failed: %s", _what(exc))
                 claimed = 0
             if claimed < self.batch_size:
                 with contextlib.suppress(TimeoutError):
@@ -84,3 +92,18 @@ class ProactiveRefresher:
                     exc.message,
                     extra={"merchant_id": merchant_id},
                 )
+            except Exception as exc:
+                # One merchant's odd record must not stop the others' refreshes.
+                log.error(
+                    "proactive refresh failed: %s",
+                    _what(exc),
+                    extra={"merchant_id": merchant_id},
+                )
+
+
+def _what(exc: BaseException) -> str:
+    """The exception's class and where it was raised, never its message (which
+    could quote a token from a Clover answer)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where}"

@@ -123,15 +123,17 @@ class TokenService:
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._refreshing is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refreshing
-        if self._runner is not None:
-            await self._runner.cleanup()
-        await self.vault.close()
-        if self._owns_redis:
-            await self.redis.aclose()
-            await self.vault_redis.aclose()
+        try:
+            if self._refreshing is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._refreshing
+        finally:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            await self.vault.close()
+            if self._owns_redis:
+                await self.redis.aclose()
+                await self.vault_redis.aclose()
 
 
 def _redis_client(settings: Settings, connections: int) -> aioredis.Redis:
