@@ -17,9 +17,11 @@ What it promises, the same as central delivery:
 - Retries: if ``on_event`` raises, the same event is offered again after a jittered,
   growing wait; it is never skipped. Raise `EventRejected` instead to refuse an
   event for good: it goes to the dead-letter topic and the next event comes.
-- Idempotency: after a crash, events whose callback finished but whose offset was not
-  committed yet come again. Each carries its ``event_id``; store it with the order
-  and ignore an id you already hold.
+- Idempotency: after a crash, or when the group moved the store to a peer (a
+  callback slower than ``max_callback_s``, or a failover peer joining), events
+  whose callback finished but whose offset was not committed yet come again. Each
+  carries its ``event_id``; store it with the order and ignore an id you already
+  hold, and never let an older ``order_version`` overwrite a newer one.
 - Offsets: committed after each callback returns (one consumer group per store,
   ``lockerlink-locker-<store>``; run one client per store, or several for failover).
 - Bad records on the topic (not a locker order event, or another store's) go to the
@@ -42,6 +44,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
@@ -83,7 +86,12 @@ class KafkaLockerClient:
         group_id: str | None = None,
         backoff: Backoff | None = None,
         session_timeout_s: float = 10.0,
+        max_callback_s: float = 300.0,
     ) -> None:
+        """``max_callback_s``: how long one batch's callbacks may take before the
+        group gives this client's partitions to a peer (Kafka's
+        max.poll.interval.ms); the client then rejoins and resumes from its last
+        commit, so an event whose commit was refused comes again."""
         self.bootstrap_servers = bootstrap_servers
         self.store_id = store_id
         self.topic = store_topic(store_id)
@@ -92,6 +100,7 @@ class KafkaLockerClient:
         self.group_id = group_id or locker_group(store_id)
         self.backoff = backoff or Backoff()
         self.session_timeout_s = session_timeout_s
+        self.max_callback_s = max_callback_s
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until ``stopping`` is set."""
@@ -115,21 +124,50 @@ class KafkaLockerClient:
             self.group_id,
             session_timeout_ms=int(self.session_timeout_s * 1000),
             heartbeat_interval_ms=max(100, int(self.session_timeout_s * 250)),
+            max_poll_interval_ms=int(self.max_callback_s * 1000),
         )
         consumer.subscribe([self.topic])
         producer = make_producer(self.bootstrap_servers)
         await producer.start()
-        await consumer.start()
         try:
-            while not stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=100)
-                for tp, records in batch.items():
-                    for record in records:
-                        await self._settle(producer, record)
-                        await consumer.commit({tp: record.offset + 1})
+            await consumer.start()
+            try:
+                while not stopping.is_set():
+                    batch = await consumer.getmany(timeout_ms=200, max_records=100)
+                    for tp, records in batch.items():
+                        await self._settle_in_order(consumer, producer, tp, records)
+            finally:
+                await consumer.stop()
         finally:
-            await consumer.stop()
             await producer.stop()
+
+    async def _settle_in_order(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        records: list[Record],
+    ) -> None:
+        """Settle and commit one record at a time; stop at a partition this client
+        no longer owns (a rebalance: its new owner resumes from the last commit)."""
+        for record in records:
+            if tp not in consumer.assignment():
+                return
+            await self._settle(producer, record)
+            try:
+                await consumer.commit({tp: record.offset + 1})
+            except KafkaError as exc:
+                # The group rebalanced while the callback ran (a peer joined, or
+                # the callback kept failing past max_poll_interval_ms).
+                log.warning(
+                    "commit refused; the partition is read again from its last "
+                    "commit: %s",
+                    type(exc).__name__,
+                    extra={"store": self.store_id, "offset": record.offset},
+                )
+                if tp in consumer.assignment():
+                    consumer.seek(tp, record.offset + 1)
+                return
 
     async def _settle(self, producer: AIOKafkaProducer, record: Record) -> None:
         try:
@@ -188,6 +226,22 @@ class KafkaLockerClient:
     # -- token rotations ---------------------------------------------------------
 
     async def _rotations(self, stopping: asyncio.Event) -> None:
+        """Follow the rotation topic; broker trouble here never stops the orders."""
+        attempt = 0
+        while not stopping.is_set():
+            try:
+                await self._follow_rotations(stopping)
+                return
+            except (KafkaError, BrokerError, OSError) as exc:
+                attempt += 1
+                log.warning(
+                    "token rotations unreadable for now: %s",
+                    type(exc).__name__,
+                    extra={"store": self.store_id},
+                )
+                await asyncio.sleep(self.backoff.delay_s(attempt))
+
+    async def _follow_rotations(self, stopping: asyncio.Event) -> None:
         consumer = make_consumer(self.bootstrap_servers, None)
         await consumer.start()
         try:

@@ -138,3 +138,35 @@ async def test_token_rotations_for_the_store_reach_the_callback(
         (1, True),
         (2, True),
     ]
+
+
+async def test_a_callback_slower_than_the_group_allows_is_retried_not_fatal(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    # One event takes the locker longer than the group waits for a client: the
+    # group drops the client, its commit is refused, and it must rejoin and read
+    # again from its last commit instead of dying.
+    store = unique_name("kslow")
+    events = order_events(store, 6)
+    await create_store_topics(kafka_bootstrap, [store])
+    await produce(kafka_bootstrap, events)
+    seen: list[str] = []
+    slow_once = {events[2].event_id}
+
+    async def on_event(event: LockerOrderEvent) -> None:
+        if event.event_id in slow_once:
+            slow_once.clear()
+            await asyncio.sleep(3.0)
+        seen.append(event.event_id)
+
+    client = _client(kafka_bootstrap, store, on_event, max_callback_s=1.0)
+    async with running(client):
+        await wait_until(
+            lambda: set(seen) == {e.event_id for e in events}, "every event"
+        )
+    # The slow event's commit was refused, so it came again; nothing was skipped
+    # and what was new came in order.
+    assert seen.count(events[2].event_id) == 2
+    order = [e.event_id for e in events]
+    new = [order.index(event_id) for event_id in dict.fromkeys(seen)]
+    assert new == list(range(len(events)))
