@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,8 @@ from schemas.locker_order import LockerOrderEvent
 from schemas.topics import DEAD_LETTER, store_of_topic
 
 REDRIVE_HEADER = "lockerlink-redrive"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,18 @@ class RedriveLedger:
     def previous(self, entry: Entry) -> dict[str, str] | None:
         if not self.path.exists():
             return None
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            if (row["fingerprint"], row["reason"]) == (
+        for number, line in enumerate(
+            self.path.read_text(encoding="utf-8").splitlines(), start=1
+        ):
+            try:
+                row = json.loads(line)
+                key = (row["fingerprint"], row["reason"])
+            except (ValueError, TypeError, KeyError):
+                # A line half written when a re-drive was killed: it vouches for
+                # nothing, and must not stop every later re-drive.
+                log.warning("unreadable line %d in %s skipped", number, self.path)
+                continue
+            if key == (
                 entry.fingerprint,
                 entry.letter.reason,
             ):

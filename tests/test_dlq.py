@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
 
-from consumers.dlq import Filters, list_entries, redrive
+from consumers.dlq import Entry, Filters, RedriveLedger, list_entries, redrive
 from lockerlink.cli import _add_component_commands, cli
 from lockerlink.embedded import free_port
 from sandbox.locker import LockerFaults, LockerSandbox
+from schemas.dead_letter import DeadLetter
 from tests.delivery_rig import (
     create_store_topics,
     pattern_for,
@@ -131,3 +133,25 @@ def test_dlq_list_with_the_broker_out_of_reach_says_so_in_one_line(
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "lockerlink: cannot reach the broker at 127.0.0.1:" in result.output
+
+
+def test_a_half_written_redrive_line_is_skipped_not_fatal(tmp_path: Path) -> None:
+    letter = DeadLetter(
+        reason="locker_rejected",
+        detail="locker answered HTTP 422",
+        error_class="LockerRejection",
+        component="consumers.delivery",
+        source_topic="lockers.s1.orders",
+        source_partition=0,
+        source_offset=4,
+        original_key_b64=None,
+        original_value_b64=DeadLetter.encode(b'{"event_id": "e1"}'),
+        at=datetime.now(UTC),
+    )
+    entry = Entry(0, 9, letter)
+    ledger = RedriveLedger.in_data_dir(tmp_path)
+    ledger.record(entry, "2026-12-04T10:00:00+00:00")
+    with ledger.path.open("a", encoding="utf-8") as handle:
+        handle.write('{"fingerprint": "ab')  # the process died mid-write
+    assert ledger.previous(entry) is not None
+    assert ledger.previous(Entry(0, 10, letter.without_original())) is None
