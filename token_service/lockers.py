@@ -179,6 +179,9 @@ class LockerRegistry:
                     pipe.delete(self._keyspace.locker_credential(record[name]))
             pipe.hset(self._keyspace.locker(locker_id), "revoked", 1)
             await pipe.execute()
+        # Again: a lookup that began between the first forget and the write may
+        # have remembered the credential as still good.
+        self.forget(locker_id)
         return _locker(locker_id, {**record, "revoked": "1"})
 
     async def all(self) -> list[Locker]:
