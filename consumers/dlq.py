@@ -140,10 +140,7 @@ class RedriveLedger:
                 # nothing, and must not stop every later re-drive.
                 log.warning("unreadable line %d in %s skipped", number, self.path)
                 continue
-            if key == (
-                entry.fingerprint,
-                entry.letter.reason,
-            ):
+            if key == (entry.fingerprint, entry.letter.reason):
                 return dict(row)
         return None
 

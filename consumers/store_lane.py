@@ -230,17 +230,9 @@ class StoreLane:
     async def _reject(
         self, record: Record, event: LockerOrderEvent, answer: Answer
     ) -> None:
-        # The dead letter keeps the locker's words; the alert (log, Sentry, mail)
-        # only the status, since a locker's error may echo the order back.
         detail = f"locker answered HTTP {answer.status}: {answer.detail}"
         await self._dead_letter(
-            record,
-            DeadLetterReason.LOCKER_REJECTED,
-            detail,
-            None,
-            event,
-            answer,
-            told=f"locker answered HTTP {answer.status}",
+            record, DeadLetterReason.LOCKER_REJECTED, detail, None, event, answer
         )
 
     async def _dead_letter(
@@ -251,11 +243,12 @@ class StoreLane:
         error: Exception | None,
         event: LockerOrderEvent | None = None,
         answer: Answer | None = None,
-        *,
-        told: str | None = None,
     ) -> None:
-        """Set ``record`` aside (retrying until the broker has it) and alert;
-        ``told``: what the alert says instead of ``detail``."""
+        """Set ``record`` aside (retrying until the broker has it) and alert.
+
+        The dead letter keeps the locker's words; the alert (log, Sentry, mail)
+        only its status, since a locker's error may echo the order back.
+        """
         letter = envelope(
             record,
             reason=reason,
@@ -284,7 +277,8 @@ class StoreLane:
             AlertKind.DEAD_LETTER,
             self.store_id,
             f"record set aside ({reason}) at {record.topic}/{record.partition}"
-            f"@{record.offset}: {told or detail}",
+            f"@{record.offset}: "
+            + (f"locker answered {answer.summary}" if answer else detail),
             order_id=event.order_id if event else None,
             event_id=event.event_id if event else None,
             status=answer.status if answer else None,

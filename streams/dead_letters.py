@@ -14,7 +14,7 @@ from prometheus_client import Counter
 
 from schemas.dead_letter import DeadLetter
 from schemas.topics import DEAD_LETTER, store_of_topic
-from streams.record import Output, RawRecord
+from streams.record import Output, RawRecord, merchant_of
 from streams.transform import Reason
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ def too_large(out: Output, error: BaseException) -> Output:
         merchant_id, store_id = first.merchant_id, first.store_id
     else:
         what = f"event for {out.topic}"
-        merchant_id = _header(record, "merchant_id")
+        merchant_id = merchant_of(record)
         store_id = store_of_topic(out.topic)
-    letter = dead_letter(
+    return dead_letter(
         record,
         reason=Reason.TOO_LARGE,
         detail=f"{what} of {len(out.value)} bytes is over the broker's record "
@@ -96,14 +96,6 @@ def too_large(out: Output, error: BaseException) -> Output:
         store_id=store_id,
         omit_original=True,
     )
-    return letter
-
-
-def _header(record: RawRecord, name: str) -> str | None:
-    for key, value in record.headers:
-        if key == name and value:
-            return value.decode("utf-8", "replace")
-    return None
 
 
 def _report(envelope: DeadLetter) -> None:

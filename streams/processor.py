@@ -23,7 +23,7 @@ from schemas.raw_order import DeleteMarker, RawOrderHeaders
 from schemas.topics import store_topic
 from streams.dead_letters import dead_letter
 from streams.ledger import OrderLedger, Removal, Request, Settlement, Upsert, Verdict
-from streams.record import Output, RawRecord
+from streams.record import Output, RawRecord, merchant_of
 from streams.transform import Reason, draft_order, finish, read_record
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,6 @@ class _Pending:
     merchant_id: str
     store: Store
     request: Request
-
-
-def _merchant_of(record: RawRecord) -> str | None:
-    """The record's key, else its merchant header (headers are read only then)."""
-    if record.key:
-        key = record.key.decode("utf-8", errors="replace").strip()
-        if key:
-            return key
-    return RawOrderHeaders.from_kafka(record.headers).merchant_id
 
 
 def _removal_version(
@@ -99,7 +90,7 @@ class OrderProcessor:
                 found = await self._prepare(index, record, stores)
             except InputError as exc:
                 outputs[index] = self._reject(
-                    record, exc.reason, exc, merchant_id=_merchant_of(record)
+                    record, exc.reason, exc, merchant_id=merchant_of(record)
                 )
             except DependencyError:
                 raise
@@ -109,7 +100,7 @@ class OrderProcessor:
                     record,
                     Reason.INTERNAL_ERROR,
                     exc,
-                    merchant_id=_merchant_of(record),
+                    merchant_id=merchant_of(record),
                 )
             else:
                 if isinstance(found, Output):
@@ -136,7 +127,7 @@ class OrderProcessor:
         self, index: int, record: RawRecord, stores: dict[str, Store | None]
     ) -> _Pending | Output | None:
         parsed = read_record(record.value)
-        merchant_id = _merchant_of(record)
+        merchant_id = merchant_of(record)
         if merchant_id is None:
             merchant_id = (
                 parsed.owner_id()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas.raw_order import KafkaHeaders
+from schemas.raw_order import KafkaHeaders, RawOrderHeaders
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,12 @@ class Output:
     value: bytes
     # The raw record it was made from (None: not made from one).
     source: RawRecord | None = field(default=None, compare=False, repr=False)
+
+
+def merchant_of(record: RawRecord) -> str | None:
+    """The record's key, else its merchant header (headers are read only then)."""
+    if record.key:
+        key = record.key.decode("utf-8", errors="replace").strip()
+        if key:
+            return key
+    return RawOrderHeaders.from_kafka(record.headers).merchant_id

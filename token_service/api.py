@@ -320,19 +320,19 @@ def _bearer(request: web.Request) -> str:
     if header is None:
         raise CredentialError("missing Authorization header", reason="missing")
     scheme, _, value = header.partition(" ")
+    credential = value.strip()
     # aiohttp keeps bytes that are not UTF-8 as surrogates; no credential we issue
     # has anything but printable ASCII, so such a header is malformed, not a 500.
     if (
         scheme.lower() != "bearer"
-        or not value.strip()
+        or not credential
         or len(value) > 512
-        or not value.isascii()
-        or not value.strip().isprintable()
+        or not (credential.isascii() and credential.isprintable())
     ):
         raise CredentialError(
             "Authorization must be 'Bearer <credential>'", reason="malformed"
         )
-    return value.strip()
+    return credential
 
 
 def _own_store(locker: Locker, asked: str | None) -> str:
